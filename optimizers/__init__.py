@@ -1,0 +1,1 @@
+"""Metrics and teleprompter wiring that tune the TarGEN program's prompts from a small gold set."""

@@ -1,0 +1,29 @@
+"""The shipped task catalogue (`tasks/*.yaml`) and resolution of a task argument to a spec."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from targen_dspy.errors import SpecError
+from targen_dspy.signatures.spec import TaskSpec, load_spec_file, parse_spec
+
+
+def catalogue_names() -> list[str]:
+    folder = resources.files("targen_dspy.signatures") / "tasks"
+    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_task(name_or_path: str) -> TaskSpec:
+    """A catalogue name (`rte`) or a path to a spec file (`my_task.yaml`)."""
+    if name_or_path in catalogue_names():
+        resource = resources.files("targen_dspy.signatures") / "tasks" / f"{name_or_path}.yaml"
+        return parse_spec(yaml.safe_load(resource.read_text(encoding="utf-8")), source=name_or_path)
+    path = Path(name_or_path)
+    if path.suffix in {".yaml", ".yml"} or path.exists():
+        return load_spec_file(path)
+    raise SpecError(
+        f"unknown task {name_or_path!r}: use one of {', '.join(catalogue_names())} or a path to a spec .yaml"
+    )

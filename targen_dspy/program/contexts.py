@@ -1,0 +1,32 @@
+"""Step 1: diverse contexts (settings, domains) for the task, generated once per run."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import dspy
+
+from targen_dspy.program.distinct import collect_distinct
+from targen_dspy.signatures import ProposeContexts, TaskSpec
+
+
+class ContextGenerator(dspy.Module):
+    def __init__(self, spec: TaskSpec, max_rounds: int = 4):
+        super().__init__()
+        self.spec = spec
+        self.max_rounds = max_rounds
+        self.propose = dspy.Predict(ProposeContexts)
+
+    def forward(self, count: int, known: Sequence[str] = (), sampling_seed: int = 0) -> dspy.Prediction:
+        """`count` new distinct contexts, none of them in `known` (fewer if the model runs dry)."""
+        contexts = collect_distinct(
+            self.propose,
+            "contexts",
+            count,
+            self.max_rounds,
+            known,
+            sampling_seed,
+            task_description=self.spec.description,
+            context_kind=self.spec.context,
+        )
+        return dspy.Prediction(contexts=contexts)

@@ -1,0 +1,49 @@
+import socket
+
+import pytest
+
+from targen_dspy.backends import build_lm
+from targen_dspy.backends.local import bounded_schema
+from targen_dspy.errors import ModelError
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unknown_provider():
+    with pytest.raises(ModelError, match="unknown model 'nosuchprovider/x'"):
+        build_lm("nosuchprovider/x")
+
+
+def test_missing_key(monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(ModelError, match="needs OPENAI_API_KEY"):
+        build_lm("openai/gpt-4o-mini")
+
+
+def test_key_from_environment_is_enough(monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test")
+    assert build_lm("anthropic/claude-3-5-haiku-latest").model == "anthropic/claude-3-5-haiku-latest"
+
+
+def test_unreachable_server():
+    with pytest.raises(ModelError, match="cannot reach http://127.0.0.1:"):
+        build_lm("openai/served", api_base=f"http://127.0.0.1:{free_port()}/v1")
+
+
+def test_bounded_schema_limits_free_strings_and_lists_only():
+    schema = {
+        "type": "object",
+        "properties": {
+            "items": {"type": "array", "items": {"type": "string"}},
+            "label": {"type": "string", "enum": ["a", "b"]},
+        },
+    }
+    bounded = bounded_schema(schema)
+    assert bounded["properties"]["items"]["maxItems"] > 0 and bounded["properties"]["items"]["minItems"] == 1
+    assert bounded["properties"]["items"]["items"]["minLength"] == 1
+    assert "maxLength" not in bounded["properties"]["label"]
+    assert "maxItems" not in schema["properties"]["items"]  # the input is not modified

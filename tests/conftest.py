@@ -1,0 +1,27 @@
+"""Shared fixtures. DSPy's disk cache goes to a per-session temporary directory so that tests never
+replay answers from an earlier run. Nothing configures DSPy globally: tests use `dspy.context`."""
+
+import os
+import tempfile
+
+os.environ.setdefault("DSPY_CACHEDIR", tempfile.mkdtemp(prefix="targen-test-cache-"))
+
+import dspy  # noqa: E402
+import pytest  # noqa: E402
+
+from targen_dspy.signatures import load_task  # noqa: E402
+
+
+@pytest.fixture
+def rte():
+    return load_task("rte")
+
+
+@pytest.fixture
+def copa():
+    return load_task("copa")
+
+
+def json_lm(answers):
+    """DummyLM answering in JSONAdapter's format; `answers` maps a prompt substring to output fields."""
+    return dspy.utils.DummyLM(answers, adapter=dspy.JSONAdapter())

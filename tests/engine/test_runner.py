@@ -1,0 +1,152 @@
+import json
+from collections import Counter
+
+import dspy
+import pytest
+
+from targen_dspy.engine.rundir import RunDirectory
+from targen_dspy.engine.runner import RunSettings, run
+from targen_dspy.errors import RunError
+from targen_dspy.program import TarGEN
+from tests.conftest import json_lm
+
+CONTEXTS = {"contexts": ["Sport", "Finance", "Medicine"]}
+
+
+def seeds_by_context():
+    """Distinct seeds per context (a seed repeated under another context would be dropped)."""
+    return {
+        f"## setting ## ]]\n{c}\n\n[[ ## avoid": {"seeds": [f"{c} seed {i}." for i in range(4)]}
+        for c in CONTEXTS["contexts"]
+    }
+
+
+def rte_lm(flip: bool = False):
+    """Contexts, seeds and one answer per label; the corrector flips entailment when asked to."""
+    return json_lm(
+        {
+            "## context_kind ##": CONTEXTS,
+            **seeds_by_context(),
+            "## target_label ## ]]\nentailment": {"hypothesis": "A restatement."},
+            "## target_label ## ]]\nnot_entailment": {"hypothesis": "A new claim."},
+            "## proposed_label ## ]]\nentailment": {
+                "reasoning": "checked",
+                "corrected_label": "not_entailment" if flip else "entailment",
+            },
+            "## proposed_label ## ]]\nnot_entailment": {
+                "reasoning": "checked",
+                "corrected_label": "not_entailment",
+            },
+        }
+    )
+
+
+def generate(spec, path, n, lm, **kw):
+    program = TarGEN(spec)
+    with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
+        return run(
+            program,
+            RunDirectory(path),
+            RunSettings(n=n, seeds_per_context=2, **kw),
+            {"generator": "dummy"},
+            progress=False,
+        )
+
+
+def lines(path):
+    return [json.loads(line) for line in (path / "data.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+def test_run_writes_n_balanced_records(rte, tmp_path, workers):
+    stats = generate(rte, tmp_path, 7, rte_lm(), workers=workers)
+    records = lines(tmp_path)
+    assert len(records) == 7 and stats["instances"] == 7
+    assert sorted(Counter(r["constrained_label"] for r in records).values()) == [3, 4]
+    for r in records:
+        assert set(r) >= {
+            "id",
+            "premise",
+            "hypothesis",
+            "label",
+            "constrained_label",
+            "relabeled",
+            "context",
+            "seed",
+        }
+        assert r["premise"] == r["seed"] and r["hypothesis"]
+    assert json.loads((tmp_path / "stats.json").read_text()) == stats
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["spec_hash"] == rte.hash and manifest["settings"]["n"] == 7
+
+
+def test_relabels_are_applied_and_counted(rte, tmp_path):
+    stats = generate(rte, tmp_path, 4, rte_lm(flip=True))
+    records = lines(tmp_path)
+    flipped = [r for r in records if r["relabeled"]]
+    assert len(flipped) == 2 == stats["relabeled"]
+    assert all(r["constrained_label"] == "entailment" and r["label"] == "not_entailment" for r in flipped)
+    assert stats["confusion"] == {
+        '"entailment"': {'"not_entailment"': 2},
+        '"not_entailment"': {'"not_entailment"': 2},
+    }
+
+
+def test_materials_are_generated_once_and_reused_on_resume(rte, tmp_path):
+    lm = rte_lm()
+    generate(rte, tmp_path, 4, lm)
+    calls_first = len(lm.history)
+    assert calls_first == 2 + 2 * 4  # one contexts call, one seeds call, two calls per instance
+    lm2 = rte_lm()
+    generate(rte, tmp_path, 4, lm2)
+    assert len(lm2.history) == 0  # everything already on disk
+    assert len(lines(tmp_path)) == 4
+
+
+def test_resume_after_torn_line_finishes_without_duplicates(rte, tmp_path):
+    generate(rte, tmp_path, 6, rte_lm())
+    data = tmp_path / "data.jsonl"
+    kept = data.read_text().splitlines()[:3]
+    data.write_text("\n".join(kept) + "\n" + '{"id": "c1-s0-l0", "premise": "tor')  # crash mid-write
+    generate(rte, tmp_path, 6, rte_lm())
+    ids = [r["id"] for r in lines(tmp_path)]
+    assert len(ids) == 6 == len(set(ids))
+
+
+def test_resume_with_other_spec_is_refused_unless_forced(rte, tmp_path):
+    generate(rte, tmp_path, 2, rte_lm())
+    changed = rte.model_copy(update={"correction": "Be strict."})
+    with pytest.raises(RunError, match="another task spec"):
+        generate(changed, tmp_path, 2, rte_lm())
+    with dspy.context(lm=rte_lm(), adapter=dspy.JSONAdapter()):
+        stats = run(
+            TarGEN(changed),
+            RunDirectory(tmp_path),
+            RunSettings(n=2, seeds_per_context=2),
+            {},
+            force=True,
+            progress=False,
+        )
+    assert stats["instances"] == 2
+
+
+def test_unparseable_output_is_retried_then_recorded_as_failed(rte, tmp_path):
+    lm = json_lm(
+        {
+            "## context_kind ##": CONTEXTS,
+            **seeds_by_context(),
+            "## target_label ##": {"wrong_field": "x"},
+        }
+    )
+    stats = generate(rte, tmp_path, 2, lm, max_attempts=2)
+    assert stats["failed_slots"] == 2 and stats["instances"] == 0
+    failed = [json.loads(line) for line in (tmp_path / "failed.jsonl").read_text().splitlines()]
+    assert {f["id"] for f in failed} == {"c0-s0-l0", "c0-s0-l1"} and all(
+        "wrong_field" in f["raw"] for f in failed
+    )
+
+
+def test_too_few_seeds_is_a_clear_error(rte, tmp_path):
+    lm = json_lm({"## context_kind ##": {"contexts": ["Sport"]}, "## seed_kind ##": {"seeds": ["Only one."]}})
+    with pytest.raises(RunError, match="only 1 distinct seeds of the 3"):
+        generate(rte, tmp_path, 6, lm)

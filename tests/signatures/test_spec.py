@@ -1,0 +1,104 @@
+import copy
+
+import pytest
+import yaml
+
+from targen_dspy.errors import SpecError
+from targen_dspy.signatures import catalogue_names, load_task, parse_spec
+from targen_dspy.signatures.catalogue import load_task as load
+
+
+def _raw(name: str) -> dict:
+    from importlib import resources
+
+    text = (resources.files("targen_dspy.signatures") / "tasks" / f"{name}.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def test_catalogue_has_rte_and_copa_with_superglue_fields():
+    assert {"rte", "copa"} <= set(catalogue_names())
+    assert list(load_task("rte").fields) == ["premise", "hypothesis"]
+    copa = load_task("copa")
+    assert list(copa.fields) == ["premise", "question", "choice1", "choice2"]
+    assert copa.label_values == (0, 1)
+    assert copa.fields["question"].choices == ("cause", "effect")
+
+
+def test_copa_writes_plausible_and_implausible_choices_then_places_them(copa):
+    assert list(copa.written_fields) == ["question", "plausible_choice", "implausible_choice"]
+    place = copa.postprocessor()
+    generated = {
+        "premise": "p",
+        "question": "cause",
+        "plausible_choice": "right",
+        "implausible_choice": "wrong",
+    }
+    assert place(generated, 0)["choice1"] == "right"
+    assert place(generated, 1) == {
+        "premise": "p",
+        "question": "cause",
+        "choice1": "wrong",
+        "choice2": "right",
+    }
+
+
+def test_spec_hash_depends_on_content_only():
+    assert load_task("rte").hash == parse_spec(_raw("rte")).hash
+    changed = _raw("rte")
+    changed["correction"] += " Be strict."
+    assert parse_spec(changed).hash != load_task("rte").hash
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: d.pop("labels"), "labels"),
+        (lambda d: d.update(labels=[{"value": "yes", "means": "x"}]), "at least 2"),
+        (lambda d: d.update(labels=[{"value": "a", "means": "x"}, {"value": "a", "means": "y"}]), "unique"),
+        (lambda d: d.update(fields={"seed": "reserved name"}), "reserved"),
+        (lambda d: d.update(surprise=1), "surprise"),
+        (lambda d: d["seed"].update(field="nonexistent"), "seed.field"),
+        (lambda d: d.update(examples=[{"premise": "p", "hypothesis": "h", "label": "maybe"}]), "maybe"),
+        (lambda d: d.update(postprocess="no.such.module:fn"), "go together"),
+    ],
+)
+def test_malformed_spec_is_one_line_error(mutate, message):
+    data = copy.deepcopy(_raw("rte"))
+    mutate(data)
+    with pytest.raises(SpecError) as err:
+        parse_spec(data, source="my.yaml")
+    text = str(err.value)
+    assert message in text and "\n" not in text and text.startswith("my.yaml")
+
+
+def test_missing_postprocess_function_fails_at_load():
+    data = _raw("copa")
+    data["postprocess"] = "targen_dspy.signatures.hooks:does_not_exist"
+    with pytest.raises(SpecError, match="cannot be imported"):
+        parse_spec(data)
+
+
+def test_spec_file_errors(tmp_path):
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("name: x\n  description: [unclosed\n")
+    with pytest.raises(SpecError, match="not valid YAML"):
+        load(str(bad_yaml))
+    with pytest.raises(SpecError, match="cannot read"):
+        load(str(tmp_path / "missing.yaml"))
+    with pytest.raises(SpecError, match="unknown task 'nope'"):
+        load("nope")
+    not_mapping = tmp_path / "list.yaml"
+    not_mapping.write_text("- a\n- b\n")
+    with pytest.raises(SpecError, match="YAML mapping"):
+        load(str(not_mapping))
+
+
+def test_user_spec_file_with_bare_string_fields(tmp_path):
+    path = tmp_path / "urgency.yaml"
+    data = _raw("rte")
+    data.update(name="urgency", fields={"ticket": "A support ticket"}, examples=[])
+    data["seed"] = {"description": "A product feature", "field": None}
+    path.write_text(yaml.safe_dump(data))
+    spec = load(str(path))
+    assert spec.fields["ticket"].description == "A support ticket"
+    assert list(spec.written_fields) == ["ticket"]

@@ -1,0 +1,123 @@
+"""The `targen` command run as a user runs it: a separate process, exit codes, one-line errors."""
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+
+from targen_dspy.backends.fake_openai import FakeOpenAI
+from targen_dspy.cli import main
+from tests.backends.test_remote import free_port
+
+
+def targen(*args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}  # as on a fresh machine
+    return subprocess.run(
+        [sys.executable, "-m", "targen_dspy.cli", *args], capture_output=True, text=True, timeout=120, env=env
+    )
+
+
+def test_tasks_lists_catalogue():
+    out = targen("tasks")
+    assert out.returncode == 0
+    assert "rte" in out.stdout and "copa" in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["generate", "nosuchtask"], "unknown task 'nosuchtask'"),
+        (["generate", "rte", "--model", "nosuchprovider/x"], "unknown model"),
+        (["generate", "rte", "--model", "openai/gpt-4o-mini"], "needs OPENAI_API_KEY"),
+        (["generate", "rte", "-n", "0"], "-n must be at least 1"),
+        (["generate", "rte", "--workers", "zero"], "invalid int value"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_user_errors_are_one_line_exit_2(args, message, tmp_path):
+    out = targen(*args, "-o", str(tmp_path / "run")) if args[0] == "generate" else targen(*args)
+    assert out.returncode == 2, out.stderr
+    assert message in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+
+
+def test_malformed_spec_file(tmp_path):
+    spec = tmp_path / "task.yaml"
+    spec.write_text("name: Bad Name\ndescription: x\n")
+    out = targen("generate", str(spec), "-o", str(tmp_path / "run"))
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and str(spec) in out.stderr
+
+
+def test_unreachable_server_is_one_line(tmp_path):
+    out = targen(
+        "generate",
+        "rte",
+        "--model",
+        "openai/x",
+        "--api-base",
+        f"http://127.0.0.1:{free_port()}/v1",
+        "-o",
+        str(tmp_path / "run"),
+    )
+    assert out.returncode == 2 and "cannot reach" in out.stderr and out.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("task", ["rte", "copa"])
+def test_generate_through_litellm_against_a_real_http_server(task, tmp_path, capsys):
+    with FakeOpenAI(flip_labels=False) as server:
+        code = main(
+            [
+                "generate",
+                task,
+                "-n",
+                "6",
+                "-o",
+                str(tmp_path),
+                "--model",
+                "openai/served",
+                "--api-base",
+                server.api_base,
+                "-q",
+            ]
+        )
+        calls = server.calls
+    assert code == 0
+    records = [json.loads(line) for line in (tmp_path / "data.jsonl").read_text().splitlines()]
+    assert len(records) == 6
+    assert Counter(r["constrained_label"] for r in records) == Counter(
+        {0: 3, 1: 3} if task == "copa" else {"entailment": 3, "not_entailment": 3}
+    )
+    assert calls == 2 + 2 * 6  # contexts and seeds once, then two calls per instance
+    assert "6 instances" in capsys.readouterr().out
+
+
+def test_corrector_model_on_another_server_relabels(tmp_path):
+    with FakeOpenAI() as writer, FakeOpenAI(flip_labels=True) as judge:
+        code = main(
+            [
+                "generate",
+                "rte",
+                "-n",
+                "4",
+                "-o",
+                str(tmp_path),
+                "--model",
+                "openai/writer",
+                "--api-base",
+                writer.api_base,
+                "--corrector-model",
+                "openai/judge",
+                "--corrector-api-base",
+                judge.api_base,
+                "-q",
+            ]
+        )
+        assert (writer.calls, judge.calls) == (2 + 4, 4)
+    assert code == 0
+    records = [json.loads(line) for line in (tmp_path / "data.jsonl").read_text().splitlines()]
+    assert all(r["relabeled"] and r["label"] != r["constrained_label"] for r in records)
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert stats["relabeled"] == 4
