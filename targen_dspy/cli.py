@@ -39,8 +39,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     gen.add_argument("--seeds-per-context", type=int, default=4)
     gen.add_argument("--workers", type=int, default=1, help="instances made in parallel")
+    gen.add_argument("--rpm", type=float, help="at most this many LLM requests per minute")
+    gen.add_argument("--tpm", type=float, help="at most this many tokens per minute")
+    gen.add_argument("--timeout", type=float, default=120.0, help="seconds before a model call is retried")
     gen.add_argument("--force", action="store_true", help="resume even if the spec or program changed")
     gen.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+    exp = commands.add_parser("export", help="export a run's instances with Hugging Face datasets")
+    exp.add_argument("run", type=Path, help="run directory")
+    exp.add_argument("--to", choices=["hf", "parquet", "jsonl"], default="hf")
+    exp.add_argument("-o", "--out", type=Path, help="target path (default inside the run directory)")
+    exp.add_argument("--push-to-hub", metavar="REPO", help="push to the Hugging Face Hub instead")
     return parser
 
 
@@ -63,12 +72,14 @@ def _cmd_generate(args: argparse.Namespace) -> None:
     from targen_dspy.signatures import load_task
 
     spec = load_task(args.task)
-    settings = RunSettings(n=args.n, seeds_per_context=args.seeds_per_context, workers=args.workers)
+    settings = RunSettings(
+        n=args.n, seeds_per_context=args.seeds_per_context, workers=args.workers, rpm=args.rpm, tpm=args.tpm
+    )
     run_dir = RunDirectory(args.out or Path("runs") / spec.name)
-    lm = build_lm(args.model, api_base=args.api_base, temperature=args.temperature)
+    lm = build_lm(args.model, api_base=args.api_base, temperature=args.temperature, timeout=args.timeout)
     corrector_model = args.corrector_model or args.model
     corrector_lm = (
-        build_lm(corrector_model, api_base=args.corrector_api_base or args.api_base)
+        build_lm(corrector_model, api_base=args.corrector_api_base or args.api_base, timeout=args.timeout)
         if args.corrector_model
         else lm
     )
@@ -78,12 +89,23 @@ def _cmd_generate(args: argparse.Namespace) -> None:
     models = {"generator": args.model, "corrector": corrector_model}
     with dspy.context(adapter=adapter_for(args.model)):
         stats = run(program, run_dir, settings, models, force=args.force, progress=not args.quiet)
+    spent = stats["this_invocation"]
+    cost = "unknown cost" if spent["cost_usd"] is None else f"${spent['cost_usd']:.4f}"
     print(
         f"{stats['instances']} instances in {run_dir.data} "
-        f"({stats['relabeled']} relabeled by self-correction, {stats['failed_slots']} failed slots)"
+        f"({stats['relabeled']} relabeled by self-correction, {stats['failed_slots']} failed slots)\n"
+        f"this run: {spent['calls']} LLM calls ({spent['cache_hits']} from cache, {spent['retries']} retries), "
+        f"{spent['prompt_tokens']}+{spent['completion_tokens']} tokens, {cost}, {spent['seconds']:.1f}s"
     )
     for constrained, row in stats["confusion"].items():
-        print(f"  constrained {constrained}: " + ", ".join(f"{k} {v}" for k, v in row.items()))
+        print(f"  constrained {constrained} -> " + ", ".join(f"{k}: {v}" for k, v in row.items()))
+
+
+def _cmd_export(args: argparse.Namespace) -> None:
+    from targen_dspy.engine.export import export
+    from targen_dspy.engine.rundir import RunDirectory
+
+    print(f"exported to {export(RunDirectory(args.run), args.to, args.out, args.push_to_hub)}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     from dspy.utils.exceptions import LMError
 
     try:
-        {"tasks": _cmd_tasks, "generate": _cmd_generate}[args.command](args)
+        {"tasks": _cmd_tasks, "generate": _cmd_generate, "export": _cmd_export}[args.command](args)
     except TargenError as exc:
         print(f"targen: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -27,8 +27,11 @@ def build_lm(
     temperature: float = 0.7,
     max_tokens: int = 512,
     cache: bool = True,
+    timeout: float = 120.0,
 ) -> dspy.LM:
-    """A dspy.LM for `model`: 'local' or a litellm string. Raises ModelError on a bad name, key or server."""
+    """A dspy.LM for `model`: 'local' or a litellm string. Raises ModelError on a bad name, key or server.
+
+    Retries are left to the run engine (num_retries=0): it backs off with jitter across all workers."""
     if model == LOCAL:
         return dspy.LM(
             "local/smollm2-135m-instruct",
@@ -36,12 +39,15 @@ def build_lm(
             temperature=temperature,
             max_tokens=max_tokens,
             cache=cache,
+            num_retries=0,
         )
     return dspy.LM(
         model,
         temperature=temperature,
         max_tokens=max_tokens,
         cache=cache,
+        num_retries=0,
+        timeout=timeout,
         **remote_lm_kwargs(model, api_base),
     )
 

@@ -17,6 +17,7 @@ def check_provider(model: str) -> str:
     """The litellm provider of `model`, or a ModelError naming the problem."""
     import litellm
 
+    litellm.suppress_debug_info = True  # it prints a provider list on stdout otherwise
     try:
         _, provider, _, _ = litellm.get_llm_provider(model)
     except Exception:

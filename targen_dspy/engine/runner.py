@@ -8,16 +8,19 @@ import hashlib
 import json
 import logging
 import math
+import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import Any, TypeVar
 
 import dspy
-from dspy.utils.exceptions import AdapterParseError
+from dspy.utils.exceptions import AdapterParseError, is_retryable_lm_error
 from tqdm import tqdm
 
+from targen_dspy.engine.limits import RateLimiter, RetryPolicy, call_with_retries
+from targen_dspy.engine.meter import Meter
 from targen_dspy.engine.plan import Slot, label_counts, plan_slots, seeds_needed
 from targen_dspy.engine.rundir import RunDirectory
 from targen_dspy.errors import RunError
@@ -25,6 +28,8 @@ from targen_dspy.program import TarGEN
 from targen_dspy.program.distinct import normalise
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
+CALLS_PER_SLOT = 2  # label-constrained generation + self-correction
 
 
 @dataclass(frozen=True)
@@ -33,12 +38,35 @@ class RunSettings:
     seeds_per_context: int = 4
     workers: int = 1
     max_attempts: int = 3  # per slot, each with a fresh sampling seed, for output that does not parse
+    rpm: float | None = None
+    tpm: float | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     def __post_init__(self) -> None:
         if self.n < 1:
             raise RunError(f"-n must be at least 1, got {self.n}")
         if self.seeds_per_context < 1 or self.workers < 1 or self.max_attempts < 1:
             raise RunError("--seeds-per-context, --workers and attempts must be at least 1")
+        if (self.rpm is not None and self.rpm <= 0) or (self.tpm is not None and self.tpm <= 0):
+            raise RunError("--rpm and --tpm must be positive")
+
+
+class _Engine:
+    """Shared by the workers of one invocation: limits, retries and the meter."""
+
+    def __init__(self, settings: RunSettings):
+        self.settings = settings
+        self.meter = Meter()
+        self.limiter = RateLimiter(settings.rpm, settings.tpm)
+
+    def call(self, fn: Callable[[], T], requests: int) -> T:
+        """One unit of model work under the rate limits, with retries on transient errors."""
+        estimate = self.meter.mean_tokens_per_call() * requests
+        self.limiter.acquire(requests, estimate)
+        with self.meter.unit() as usage:
+            result = call_with_retries(fn, self.settings.retry, self.meter.count_retry)
+        self.limiter.settle(estimate, usage.tokens)
+        return result
 
 
 def program_hash(program: dspy.Module) -> str:
@@ -48,15 +76,15 @@ def program_hash(program: dspy.Module) -> str:
         name: {key: value for key, value in predictor.dump_state().items() if key != "lm"}
         for name, predictor in program.named_predictors()
     }
-    state = json.dumps(state, sort_keys=True, default=str)
-    return hashlib.sha256(state.encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps(state, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _materials(program: TarGEN, run_dir: RunDirectory, settings: RunSettings, progress: bool):
+def _materials(program: TarGEN, run_dir: RunDirectory, engine: _Engine, progress: bool):
     """Contexts and their seeds, generated once per run and kept in materials.json (grown if short).
 
     New contexts are asked for until there are enough seeds; a seed already used under another
     context is dropped. Gives up after three rounds that added nothing."""
+    settings = engine.settings
     needed = seeds_needed(label_counts(program.spec, settings.n))
     materials: list[list[Any]] = run_dir.read_json(run_dir.materials) or []
     seen = {normalise(seed) for _, seeds in materials for seed in seeds}
@@ -66,9 +94,13 @@ def _materials(program: TarGEN, run_dir: RunDirectory, settings: RunSettings, pr
         round_, added = round_ + 1, 0
         known = [context for context, _ in materials]
         count = math.ceil((needed - len(seen)) / settings.seeds_per_context)
-        for context in program.contexts(count=count, known=known, sampling_seed=100 * round_).contexts:
+        contexts = engine.call(
+            lambda: program.contexts(count=count, known=known, sampling_seed=100 * round_), 1
+        )
+        for context in contexts.contexts:
+            written = engine.call(lambda: program.seeds(setting=context, count=settings.seeds_per_context), 1)
             seeds = []
-            for seed in program.seeds(setting=context, count=settings.seeds_per_context).seeds:
+            for seed in written.seeds:
                 if normalise(seed) not in seen:
                     seen.add(normalise(seed))
                     seeds.append(seed)
@@ -87,20 +119,30 @@ def _materials(program: TarGEN, run_dir: RunDirectory, settings: RunSettings, pr
     return [(context, seeds) for context, seeds in materials]
 
 
-def _make(program: TarGEN, slot: Slot, max_attempts: int) -> dict[str, Any]:
-    """One slot's record, or a failure record after `max_attempts` unparseable answers."""
+def _make(program: TarGEN, slot: Slot, engine: _Engine) -> dict[str, Any]:
+    """One slot's record, or a failure record after repeated unparseable answers or transient errors.
+
+    A retry of the slot replays its already-answered call from DSPy's cache."""
     spec = program.spec
-    for attempt in range(max_attempts):
+    error: Exception | None = None
+    for attempt in range(engine.settings.max_attempts):
         try:
-            pred = program(
-                setting=slot.context,
-                seed=slot.seed,
-                label=slot.label,
-                sampling_seed=slot.sampling_seed + attempt,
+            pred = engine.call(
+                lambda: program(  # noqa: B023 - called before `attempt` changes
+                    setting=slot.context,
+                    seed=slot.seed,
+                    label=slot.label,
+                    sampling_seed=slot.sampling_seed + attempt,
+                ),
+                CALLS_PER_SLOT,
             )
         except AdapterParseError as exc:
-            last = exc
+            error = exc
             continue
+        except Exception as exc:
+            if not is_retryable_lm_error(exc):
+                raise  # e.g. a bad key: every other slot would fail the same way
+            return {"id": slot.id, "failed": True, "error": f"{type(exc).__name__}: {exc}"[:500]}
         return {
             "id": slot.id,
             **{name: pred[name] for name in spec.fields},
@@ -111,27 +153,28 @@ def _make(program: TarGEN, slot: Slot, max_attempts: int) -> dict[str, Any]:
             "seed": slot.seed,
             "reasoning": pred.reasoning,
         }
-    return {"id": slot.id, "failed": True, "error": "unparseable model output", "raw": last.lm_response}
+    return {"id": slot.id, "failed": True, "error": "unparseable model output", "raw": error.lm_response}
 
 
-def _dispatch(program: TarGEN, slots: list[Slot], settings: RunSettings) -> Iterator[dict[str, Any]]:
+def _dispatch(program: TarGEN, slots: list[Slot], engine: _Engine) -> Iterator[dict[str, Any]]:
     """Rolling dispatch: a new slot starts as soon as any worker is free, so a slow call never idles
     the others; at most 2 × workers slots are in flight, whatever the size of the run."""
+    workers = engine.settings.workers
     pending = iter(slots)
-    with ThreadPoolExecutor(settings.workers, thread_name_prefix="targen") as pool:
+    with ThreadPoolExecutor(workers, thread_name_prefix="targen") as pool:
         running: set[Future] = set()
         try:
             while True:
-                while len(running) < 2 * settings.workers and (slot := next(pending, None)) is not None:
+                while len(running) < 2 * workers and (slot := next(pending, None)) is not None:
                     # A copy of the caller's context per slot: dspy.context(...) holds in workers.
                     context = contextvars.copy_context()
-                    running.add(pool.submit(context.run, _make, program, slot, settings.max_attempts))
+                    running.add(pool.submit(context.run, _make, program, slot, engine))
                 if not running:
                     return
                 done, running = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
                     yield future.result()
-        finally:
+        finally:  # Ctrl-C or an error: drop what has not started, let running calls finish
             for future in running:
                 future.cancel()
 
@@ -152,7 +195,7 @@ def run(
         "spec_hash": spec.hash,
         "program_hash": program_hash(program),
         "models": models,
-        "settings": asdict(settings),
+        "settings": {k: v for k, v in asdict(settings).items() if k != "retry"},
     }
     run_dir.create()
     previous = run_dir.read_json(run_dir.manifest)
@@ -165,29 +208,47 @@ def run(
                 )
     run_dir.write_json(run_dir.manifest, manifest)
 
-    slots = plan_slots(spec, settings.n, _materials(program, run_dir, settings, progress))
-    done = {record["id"] for record in run_dir.records()}
-    todo = [slot for slot in slots if slot.id not in done]
-    failures = 0
-    bar = tqdm(
-        total=len(slots), initial=len(slots) - len(todo), desc=spec.name, unit="inst", disable=not progress
-    )
-    with run_dir.appender() as data, run_dir.appender(failed=True) as failed:
-        for record in _dispatch(program, todo, settings):
-            if record.get("failed"):
-                failures += 1
-                failed.append(record)
-                bar.set_postfix(failed=failures)
-            else:
-                data.append(record)
-            bar.update()
-    bar.close()
-    stats = run_stats(spec.label_field, run_dir.records(), failures)
+    engine = _Engine(settings)
+    started = time.monotonic()
+    # No per-call history: it would grow with the run. The meter keeps counts instead.
+    with dspy.context(disable_history=True, callbacks=[*dspy.settings.callbacks, engine.meter]):
+        slots = plan_slots(spec, settings.n, _materials(program, run_dir, engine, progress))
+        done = {record["id"] for record in run_dir.records()}
+        todo = [slot for slot in slots if slot.id not in done]
+        failures = 0
+        bar = tqdm(
+            total=len(slots),
+            initial=len(slots) - len(todo),
+            desc=spec.name,
+            unit="inst",
+            disable=not progress,
+        )
+        with run_dir.appender() as data, run_dir.appender(failed=True) as failed:
+            for record in _dispatch(program, todo, engine):
+                if record.get("failed"):
+                    failures += 1
+                    failed.append(record)
+                    bar.set_postfix(failed=failures)
+                else:
+                    data.append(record)
+                bar.update()
+        bar.close()
+    elapsed = time.monotonic() - started
+    stats = {
+        **run_stats(spec.label_field, run_dir.records()),
+        "failed_slots": failures,
+        "this_invocation": {
+            **engine.meter.summary(),
+            "slots_made": len(todo) - failures,
+            "seconds": round(elapsed, 3),
+            "instances_per_second": round((len(todo) - failures) / elapsed, 3) if elapsed else None,
+        },
+    }
     run_dir.write_json(run_dir.stats, stats)
     return stats
 
 
-def run_stats(label_field: str, records: list[dict[str, Any]], failures: int) -> dict[str, Any]:
+def run_stats(label_field: str, records: list[dict[str, Any]]) -> dict[str, Any]:
     """Counts and the self-correction confusion matrix (constrained label → final label)."""
     confusion: dict[str, Counter] = {}
     for record in records:
@@ -195,7 +256,6 @@ def run_stats(label_field: str, records: list[dict[str, Any]], failures: int) ->
         row[json.dumps(record[label_field])] += 1
     return {
         "instances": len(records),
-        "failed_slots": failures,
         "relabeled": sum(record["relabeled"] for record in records),
         "labels": dict(Counter(json.dumps(record[label_field]) for record in records)),
         "confusion": {row: dict(cols) for row, cols in confusion.items()},

@@ -93,13 +93,11 @@ def test_relabels_are_applied_and_counted(rte, tmp_path):
 
 
 def test_materials_are_generated_once_and_reused_on_resume(rte, tmp_path):
-    lm = rte_lm()
-    generate(rte, tmp_path, 4, lm)
-    calls_first = len(lm.history)
-    assert calls_first == 2 + 2 * 4  # one contexts call, one seeds call, two calls per instance
-    lm2 = rte_lm()
-    generate(rte, tmp_path, 4, lm2)
-    assert len(lm2.history) == 0  # everything already on disk
+    first = generate(rte, tmp_path, 4, rte_lm())["this_invocation"]
+    # one contexts call, one seeds call (2 seeds needed, 2 per context), two calls per instance
+    assert first["calls"] == 1 + 1 + 2 * 4 and first["cache_hits"] == 0 and first["slots_made"] == 4
+    again = generate(rte, tmp_path, 4, rte_lm())["this_invocation"]
+    assert again["calls"] == 0 and again["slots_made"] == 0  # everything already on disk
     assert len(lines(tmp_path)) == 4
 
 

@@ -1,0 +1,83 @@
+"""Reliability around model calls: retries with backoff and jitter, and request/token rate limits.
+
+The engine owns these (DSPy's LM is built with num_retries=0), so every worker follows one policy:
+a retry waits at least the provider's Retry-After, otherwise an exponentially growing delay with
+full jitter so that workers rejected together do not come back together.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from dspy.utils.exceptions import is_retryable_lm_error
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_retries: int = 6
+    base_delay: float = 1.0
+    max_delay: float = 60.0
+
+    def delay(self, error: Exception, retry: int) -> float:
+        hint = getattr(error, "retry_after", None)
+        if isinstance(hint, int | float) and hint >= 0:
+            return hint + random.uniform(0, 0.1 * hint + 0.05)
+        return random.uniform(0, min(self.max_delay, self.base_delay * 2**retry))
+
+
+def call_with_retries(
+    fn: Callable[[], T], policy: RetryPolicy, on_retry: Callable[[], None] = lambda: None
+) -> T:
+    """`fn()`, retried on rate limits, server errors, timeouts and transport errors; others propagate."""
+    for retry in range(policy.max_retries + 1):
+        try:
+            return fn()
+        except Exception as exc:
+            if not is_retryable_lm_error(exc) or retry == policy.max_retries:
+                raise
+            on_retry()
+            delay = policy.delay(exc, retry)
+            logger.info("retrying in %.2fs after %s", delay, type(exc).__name__)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+class RateLimiter:
+    """Requests-per-minute and tokens-per-minute limits shared by all workers.
+
+    Each acquisition books the next free time on both budgets (a leaky bucket without burst), so the
+    average rate over any minute stays under the limits. Token counts are estimates when a call
+    starts and are settled with the actual count when it ends.
+    """
+
+    def __init__(self, rpm: float | None = None, tpm: float | None = None):
+        self.rpm, self.tpm = rpm, tpm
+        self._next_request = self._next_token = time.monotonic()
+        self._lock = threading.Lock()
+
+    def acquire(self, requests: int, tokens: float = 0.0) -> None:
+        if not self.rpm and not self.tpm:
+            return
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next_request if self.rpm else now, self._next_token if self.tpm else now)
+            if self.rpm:
+                self._next_request = start + requests * 60.0 / self.rpm
+            if self.tpm:
+                self._next_token = start + tokens * 60.0 / self.tpm
+        if start > now:
+            time.sleep(start - now)
+
+    def settle(self, estimated: float, actual: float) -> None:
+        if self.tpm:
+            with self._lock:
+                self._next_token += (actual - estimated) * 60.0 / self.tpm
