@@ -94,7 +94,8 @@ def _cmd_generate(args: argparse.Namespace) -> None:
     print(
         f"{stats['instances']} instances in {run_dir.data} "
         f"({stats['relabeled']} relabeled by self-correction, {stats['failed_slots']} failed slots)\n"
-        f"this run: {spent['calls']} LLM calls ({spent['cache_hits']} from cache, {spent['retries']} retries), "
+        f"this run: {spent['calls']} LLM calls "
+        f"({spent['cache_hits']} from cache, {spent['retries']} retries), "
         f"{spent['prompt_tokens']}+{spent['completion_tokens']} tokens, {cost}, {spent['seconds']:.1f}s"
     )
     for constrained, row in stats["confusion"].items():

@@ -10,6 +10,7 @@ import logging
 import math
 import time
 from collections import Counter
+from functools import partial
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
@@ -98,7 +99,9 @@ def _materials(program: TarGEN, run_dir: RunDirectory, engine: _Engine, progress
             lambda: program.contexts(count=count, known=known, sampling_seed=100 * round_), 1
         )
         for context in contexts.contexts:
-            written = engine.call(lambda: program.seeds(setting=context, count=settings.seeds_per_context), 1)
+            written = engine.call(
+                partial(program.seeds, setting=context, count=settings.seeds_per_context), 1
+            )
             seeds = []
             for seed in written.seeds:
                 if normalise(seed) not in seen:
@@ -127,15 +130,14 @@ def _make(program: TarGEN, slot: Slot, engine: _Engine) -> dict[str, Any]:
     error: Exception | None = None
     for attempt in range(engine.settings.max_attempts):
         try:
-            pred = engine.call(
-                lambda: program(  # noqa: B023 - called before `attempt` changes
-                    setting=slot.context,
-                    seed=slot.seed,
-                    label=slot.label,
-                    sampling_seed=slot.sampling_seed + attempt,
-                ),
-                CALLS_PER_SLOT,
+            make = partial(
+                program,
+                setting=slot.context,
+                seed=slot.seed,
+                label=slot.label,
+                sampling_seed=slot.sampling_seed + attempt,
             )
+            pred = engine.call(make, CALLS_PER_SLOT)
         except AdapterParseError as exc:
             error = exc
             continue
