@@ -10,10 +10,10 @@ import logging
 import math
 import time
 from collections import Counter
-from functools import partial
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
 import dspy
@@ -95,9 +95,8 @@ def _materials(program: TarGEN, run_dir: RunDirectory, engine: _Engine, progress
         round_, added = round_ + 1, 0
         known = [context for context, _ in materials]
         count = math.ceil((needed - len(seen)) / settings.seeds_per_context)
-        contexts = engine.call(
-            lambda: program.contexts(count=count, known=known, sampling_seed=100 * round_), 1
-        )
+        propose = partial(program.contexts, count=count, known=known, sampling_seed=100 * round_)
+        contexts = engine.call(propose, 1)
         for context in contexts.contexts:
             written = engine.call(
                 partial(program.seeds, setting=context, count=settings.seeds_per_context), 1
