@@ -1,0 +1,61 @@
+"""`targen generate`: a labeled synthetic dataset into a run directory (resumed if it exists)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from targen_dspy.commands.models import add_model_arguments, use_models
+
+HELP = "generate a labeled synthetic dataset into a run directory"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("task", help="catalogue name (see `targen tasks`) or path to a spec .yaml")
+    parser.add_argument("-n", type=int, default=20, help="number of instances (default 20)")
+    parser.add_argument(
+        "-o", "--out", type=Path, help="run directory (default runs/TASK); an existing one is resumed"
+    )
+    add_model_arguments(parser)
+    parser.add_argument("--seeds-per-context", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=1, help="instances made in parallel")
+    parser.add_argument("--rpm", type=float, help="at most this many LLM requests per minute")
+    parser.add_argument("--tpm", type=float, help="at most this many tokens per minute")
+    parser.add_argument("--force", action="store_true", help="resume even if the spec or program changed")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> None:
+    import dspy
+
+    from targen_dspy.backends import adapter_for
+    from targen_dspy.engine.rundir import RunDirectory
+    from targen_dspy.engine.runner import RunSettings
+    from targen_dspy.engine.runner import run as run_program
+    from targen_dspy.program import TarGEN
+    from targen_dspy.signatures import load_task
+
+    spec = load_task(args.task)
+    settings = RunSettings(
+        n=args.n, seeds_per_context=args.seeds_per_context, workers=args.workers, rpm=args.rpm, tpm=args.tpm
+    )
+    run_dir = RunDirectory(args.out or Path("runs") / spec.name)
+    program = TarGEN(spec)
+    models = use_models(program, args)
+    with dspy.context(adapter=adapter_for(args.model)):
+        stats = run_program(program, run_dir, settings, models, force=args.force, progress=not args.quiet)
+    report(stats, run_dir)
+
+
+def report(stats: dict, run_dir) -> None:
+    spent = stats["this_invocation"]
+    cost = "unknown cost" if spent["cost_usd"] is None else f"${spent['cost_usd']:.4f}"
+    print(
+        f"{stats['instances']} instances in {run_dir.data} "
+        f"({stats['relabeled']} relabeled by self-correction, {stats['failed_slots']} failed slots)\n"
+        f"this run: {spent['calls']} LLM calls "
+        f"({spent['cache_hits']} from cache, {spent['retries']} retries), "
+        f"{spent['prompt_tokens']}+{spent['completion_tokens']} tokens, {cost}, {spent['seconds']:.1f}s"
+    )
+    for constrained, row in stats["confusion"].items():
+        print(f"  constrained {constrained} -> " + ", ".join(f"{k}: {v}" for k, v in row.items()))

@@ -1,0 +1,20 @@
+"""`targen tasks`: the task catalogue."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "list the task catalogue"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+def run(args: argparse.Namespace) -> None:
+    from targen_dspy.signatures import catalogue_names, load_task
+
+    for name in catalogue_names():
+        spec = load_task(name)
+        labels = ", ".join(str(v) for v in spec.label_values)
+        print(f"{name:<10} {', '.join(spec.fields)} -> {labels}")
