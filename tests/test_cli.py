@@ -121,3 +121,73 @@ def test_corrector_model_on_another_server_relabels(tmp_path):
     assert all(r["relabeled"] and r["label"] != r["constrained_label"] for r in records)
     stats = json.loads((tmp_path / "stats.json").read_text())
     assert stats["relabeled"] == 4
+
+
+def test_compile_then_generate_with_the_compiled_program(tmp_path, capsys):
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "premise": f"Premise {i}.",
+                    "hypothesis": f"Hypothesis {i}.",
+                    "label": "entailment" if i % 2 else "not_entailment",
+                }
+            )
+            + "\n"
+            for i in range(10)
+        )
+    )
+    program = tmp_path / "program.json"
+    with FakeOpenAI() as server:
+        base = ["--model", "openai/compiler", "--api-base", server.api_base]
+        assert (
+            main(
+                [
+                    "compile",
+                    "rte",
+                    "--valset",
+                    str(gold),
+                    "-o",
+                    str(program),
+                    "--generation-slots",
+                    "4",
+                    "-q",
+                    *base,
+                ]
+            )
+            == 0
+        )
+        out = capsys.readouterr().out
+        assert "hand-written" in out and "correction accuracy" in out
+        record = json.loads(program.read_text())["targen"]
+        assert (
+            record["optimizer"]["optimizer"] == "bootstrap"
+            and record["models"]["generator"] == "openai/compiler"
+        )
+        assert (
+            main(
+                [
+                    "generate",
+                    "rte",
+                    "-n",
+                    "4",
+                    "-o",
+                    str(tmp_path / "run"),
+                    "--program",
+                    str(program),
+                    "-q",
+                    *base,
+                ]
+            )
+            == 0
+        )
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert len((tmp_path / "run" / "data.jsonl").read_text().splitlines()) == 4
+    assert main(["generate", "copa", "-n", "2", "-o", str(tmp_path / "copa"), "--program", str(program)]) == 2
+    assert "compiled for task 'rte'" in capsys.readouterr().err
+    from targen_dspy.engine.runner import program_hash
+    from targen_dspy.optimizers import load_compiled
+    from targen_dspy.signatures import load_task
+
+    assert manifest["program_hash"] == program_hash(load_compiled(load_task("rte"), program))

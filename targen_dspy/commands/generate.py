@@ -21,6 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1, help="instances made in parallel")
     parser.add_argument("--rpm", type=float, help="at most this many LLM requests per minute")
     parser.add_argument("--tpm", type=float, help="at most this many tokens per minute")
+    parser.add_argument("--program", type=Path, help="a program.json written by `targen compile`")
     parser.add_argument("--force", action="store_true", help="resume even if the spec or program changed")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
@@ -32,6 +33,7 @@ def run(args: argparse.Namespace) -> None:
     from targen_dspy.engine.rundir import RunDirectory
     from targen_dspy.engine.runner import RunSettings
     from targen_dspy.engine.runner import run as run_program
+    from targen_dspy.optimizers import load_compiled
     from targen_dspy.program import TarGEN
     from targen_dspy.signatures import load_task
 
@@ -40,7 +42,7 @@ def run(args: argparse.Namespace) -> None:
         n=args.n, seeds_per_context=args.seeds_per_context, workers=args.workers, rpm=args.rpm, tpm=args.tpm
     )
     run_dir = RunDirectory(args.out or Path("runs") / spec.name)
-    program = TarGEN(spec)
+    program = load_compiled(spec, args.program) if args.program else TarGEN(spec)
     models = use_models(program, args)
     with dspy.context(adapter=adapter_for(args.model)):
         stats = run_program(program, run_dir, settings, models, force=args.force, progress=not args.quiet)

@@ -31,16 +31,17 @@ class SelfCorrector(dspy.Module):
         self.check = dspy.Predict(correction_signature(spec))
         self.check.demos = correction_demos(spec)
 
-    def forward(self, fields: dict[str, Any], proposed_label: LabelValue) -> dspy.Prediction:
-        """The label an instance with these `fields` deserves, and a short reason.
+    def forward(self, proposed_label: LabelValue, sampling_seed: int = 0, **fields: Any) -> dspy.Prediction:
+        """The label an instance with these `fields` (the task's fields by name) deserves, and why.
 
-        Greedy decoding: this is a judgment, not a creative step."""
+        Greedy decoding: this is a judgment, not a creative step. The sampling seed only keys the cache,
+        so that a retried slot does not replay a cached unparseable answer."""
         verdict = self.check(
             task_description=self.spec.description,
             correction_guidelines=self.spec.correction,
             label_meanings=self.spec.label_meanings,
             proposed_label=label_text(proposed_label),
             **{name: fields[name] for name in self.spec.fields},
-            config={"temperature": 0.0},
+            config={"temperature": 0.0, "seed": sampling_seed},
         )
         return dspy.Prediction(label=verdict.corrected_label, reasoning=verdict.reasoning)

@@ -25,7 +25,7 @@ class TarGEN(dspy.Module):
     def forward(self, setting: str, seed: str, label: LabelValue, sampling_seed: int = 0) -> dspy.Prediction:
         instance = self.generate(setting=setting, seed=seed, label=label, sampling_seed=sampling_seed)
         fields = {name: instance[name] for name in self.spec.fields}
-        verdict = self.correct(fields=fields, proposed_label=label)
+        verdict = self.correct(proposed_label=label, sampling_seed=sampling_seed, **fields)
         return dspy.Prediction(
             **fields,
             label=verdict.label,

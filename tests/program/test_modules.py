@@ -65,7 +65,7 @@ def test_corrector_returns_label_from_label_set(rte):
     lm = json_lm([{"reasoning": "It adds a fact.", "corrected_label": "not_entailment"}])
     fields = {"premise": "A won.", "hypothesis": "A won twice."}
     with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
-        verdict = SelfCorrector(rte)(fields=fields, proposed_label="entailment")
+        verdict = SelfCorrector(rte)(proposed_label="entailment", **fields)
     assert verdict.label == "not_entailment" and verdict.reasoning == "It adds a fact."
     assert lm.history[0]["kwargs"]["temperature"] == 0.0
 

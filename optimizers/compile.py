@@ -1,0 +1,188 @@
+"""Compiling a tuned TarGEN program: a DSPy teleprompter tunes the self-correction step on the gold
+set, then the label-constrained generation step with the tuned corrector (or a separate judge) as
+the independent judge. The gold examples that report the final figure are held out throughout."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import dspy
+
+from targen_dspy.errors import SpecError
+from targen_dspy.optimizers.gold import correction_examples, gold_texts, split_gold
+from targen_dspy.optimizers.metrics import correction_metric, generation_metric
+from targen_dspy.program import SelfCorrector, TarGEN
+
+logger = logging.getLogger(__name__)
+
+OPTIMIZERS = ("bootstrap", "mipro", "gepa")
+
+
+@dataclass(frozen=True)
+class CompileSettings:
+    optimizer: Literal["bootstrap", "mipro", "gepa"] = "bootstrap"
+    held_out: float = 0.3  # share of the gold set kept for the final figure only
+    seed: int = 0
+    max_demos: int = 4
+    candidates: int = (
+        0  # bootstrap: >0 searches that many candidate programs (BootstrapFewShotWithRandomSearch)
+    )
+    auto: Literal["light", "medium", "heavy"] = "light"  # mipro and gepa budget
+    generation_slots: int = 8  # (setting, seed, label) slots used to tune and score generation
+    threads: int = 1
+    log_dir: str | None = None  # gepa: a compile interrupted and restarted with the same dir resumes
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise SpecError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if not 0 < self.held_out < 1:
+            raise SpecError(f"--held-out must be between 0 and 1, got {self.held_out}")
+
+
+def teleprompter(
+    settings: CompileSettings,
+    metric: Any,
+    *,
+    labeled_demos: bool,
+    reflection_lm: dspy.LM | None,
+    task_lm: dspy.LM | None = None,
+    log_dir: str | None = None,
+):
+    """The DSPy teleprompter named by `settings.optimizer`, configured for small gold sets."""
+    labeled = settings.max_demos if labeled_demos else 0
+    if settings.optimizer == "bootstrap":
+        if settings.candidates:
+            return dspy.BootstrapFewShotWithRandomSearch(
+                metric=metric,
+                max_bootstrapped_demos=settings.max_demos,
+                max_labeled_demos=labeled,
+                num_candidate_programs=settings.candidates,
+                num_threads=settings.threads,
+            )
+        return dspy.BootstrapFewShot(
+            metric=metric, max_bootstrapped_demos=settings.max_demos, max_labeled_demos=labeled
+        )
+    if settings.optimizer == "mipro":
+        return dspy.MIPROv2(
+            metric=metric,
+            prompt_model=reflection_lm,
+            task_model=task_lm,
+            auto=settings.auto,
+            max_bootstrapped_demos=settings.max_demos,
+            max_labeled_demos=labeled,
+            num_threads=settings.threads,
+            seed=settings.seed,
+            log_dir=log_dir,
+        )
+    if reflection_lm is None:
+        raise SpecError("--optimizer gepa needs a reflection model: pass --reflection-model")
+    return dspy.GEPA(
+        metric=metric,
+        auto=settings.auto,
+        reflection_lm=reflection_lm,
+        log_dir=log_dir,
+        num_threads=settings.threads,
+        seed=settings.seed,
+    )
+
+
+def _run_teleprompter(optimizer, student: dspy.Module, trainset: list[dspy.Example]) -> dspy.Module:
+    """Teleprompters reset their students' models, so the student's model is made the context's."""
+    lm = student.predictors()[0].lm
+    with dspy.context(lm=lm):
+        if isinstance(optimizer, dspy.BootstrapFewShot):
+            tuned = optimizer.compile(student, trainset=trainset)
+        else:
+            tuned = optimizer.compile(student, trainset=trainset, valset=trainset)
+    tuned.set_lm(lm)
+    # DSPy hides compiled sub-modules from their parent's parameters (so from save/load); here the tuned
+    # step is a part of the TarGEN program and must be saved with it.
+    tuned._compiled = False
+    return tuned
+
+
+def tuning_slots(program: TarGEN, count: int, seed: int) -> list[dspy.Example]:
+    """(setting, seed, label) slots from the program's own contexts and seeds: tuning stays seedless."""
+    settings = program.contexts(count=max(1, count // 4), sampling_seed=seed).contexts
+    raw = [(setting, s) for setting in settings for s in program.seeds(setting=setting, count=4).seeds]
+    if not raw:
+        raise SpecError("the model wrote no contexts or seeds to tune generation on; try a stronger --model")
+    labels = program.spec.label_values
+    slots = []
+    for i in range(count):  # seeds are reused round-robin when the model wrote fewer than `count`
+        setting, seed_text = raw[i % len(raw)]
+        slot = dspy.Example(setting=setting, seed=seed_text, label=labels[i % len(labels)])
+        slots.append(slot.with_inputs("setting", "seed", "label"))
+    return slots
+
+
+def _score(
+    module: dspy.Module, devset: list[dspy.Example], metric: Any, settings: CompileSettings, progress: bool
+) -> float:
+    evaluate = dspy.Evaluate(
+        devset=devset,
+        metric=metric,
+        num_threads=settings.threads,
+        display_progress=progress,
+        max_errors=len(devset) + 1,
+    )
+    return round(float(evaluate(module).score), 2)
+
+
+def compile_program(
+    program: TarGEN,
+    gold: list[dict[str, Any]],
+    settings: CompileSettings,
+    *,
+    judge: SelfCorrector | None = None,
+    reflection_lm: dspy.LM | None = None,
+    progress: bool = True,
+) -> tuple[TarGEN, dict[str, Any]]:
+    """A tuned copy of `program` and the scores (percent) of hand-written vs compiled on held-out data."""
+    spec = program.spec
+    split = split_gold(gold, settings.held_out, settings.seed)
+    log_dir = settings.log_dir
+
+    logger.info("tuning self-correction on %d gold examples", len(split.train))
+    correction_train = correction_examples(spec, split.train, settings.seed)
+    correction_test = correction_examples(spec, split.held_out, settings.seed + 1)
+    optimizer = teleprompter(
+        settings,
+        correction_metric,
+        labeled_demos=True,
+        reflection_lm=reflection_lm,
+        task_lm=program.correct.check.lm,
+        log_dir=log_dir and f"{log_dir}/correction",
+    )
+    corrector = _run_teleprompter(optimizer, program.correct.deepcopy(), correction_train)
+
+    logger.info("tuning label-constrained generation on %d slots", settings.generation_slots)
+    slots = tuning_slots(program, 2 * settings.generation_slots, settings.seed)
+    generation_train, generation_test = slots[: settings.generation_slots], slots[settings.generation_slots :]
+    metric = generation_metric(spec, judge or corrector, gold_texts(spec, gold))
+    optimizer = teleprompter(
+        settings,
+        metric,
+        labeled_demos=False,
+        reflection_lm=reflection_lm,
+        task_lm=program.generate.write.lm,
+        log_dir=log_dir and f"{log_dir}/generation",
+    )
+    generator = _run_teleprompter(optimizer, program.generate.deepcopy(), generation_train)
+
+    compiled = program.deepcopy()
+    compiled.correct, compiled.generate = corrector, generator
+    scores = {
+        "held_out_gold_examples": len(split.held_out),
+        "correction_accuracy": {
+            "hand_written": _score(program.correct, correction_test, correction_metric, settings, progress),
+            "compiled": _score(corrector, correction_test, correction_metric, settings, progress),
+        },
+        "generation_score": {
+            "hand_written": _score(program.generate, generation_test, metric, settings, progress),
+            "compiled": _score(generator, generation_test, metric, settings, progress),
+        },
+    }
+    return compiled, scores

@@ -1,0 +1,72 @@
+"""What the teleprompters optimize. Metrics follow DSPy's convention `metric(example, pred, trace=None)`:
+a float for evaluation, pass/fail when `trace` is set (bootstrapping). GEPA also passes `pred_name`
+and `pred_trace` and gets a score with textual feedback saying which part failed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import dspy
+
+from targen_dspy.program import SelfCorrector
+from targen_dspy.program.distinct import normalise
+from targen_dspy.signatures import TaskSpec
+
+
+def correction_metric(
+    example: dspy.Example,
+    pred: dspy.Prediction,
+    trace: Any = None,
+    pred_name: str | None = None,
+    pred_trace: Any = None,
+) -> float | bool | dspy.Prediction:
+    """Self-correction: did the corrector return the true label, whether the proposed one was right or not?"""
+    right = pred.label == example.corrected_label
+    if pred_name is not None:
+        kind = "kept a right" if example.proposed_label == example.corrected_label else "fixed a wrong"
+        feedback = (
+            f"Correct: {kind} proposed label."
+            if right
+            else f"Wrong: answered {pred.label!r}; the true label is {example.corrected_label!r} "
+            f"(proposed {example.proposed_label!r}). Re-read the label meanings."
+        )
+        return dspy.Prediction(score=float(right), feedback=feedback)
+    return right if trace is not None else float(right)
+
+
+def generation_metric(spec: TaskSpec, judge: SelfCorrector, gold_texts: set[str]) -> Callable[..., Any]:
+    """Label-constrained generation: an instance scores when it parsed (else the metric never runs),
+    copies neither its seed nor a gold example, and the independent `judge` gives it the label it
+    was written for."""
+
+    def metric(
+        example: dspy.Example,
+        pred: dspy.Prediction,
+        trace: Any = None,
+        pred_name: str | None = None,
+        pred_trace: Any = None,
+    ) -> float | bool | dspy.Prediction:
+        fields = {name: pred[name] for name in spec.fields}
+        problems = []
+        written = [str(fields[name]) for name in spec.fields if name != spec.seed.field]
+        if any(normalise(text) == normalise(str(example.seed)) for text in written):
+            problems.append("a field copies the seed instead of building on it")
+        if any(normalise(text) in gold_texts for text in written):
+            problems.append("a field copies a validation example")
+        if not problems:
+            verdict = judge(proposed_label=example.label, **fields)
+            if verdict.label != example.label:
+                problems.append(
+                    f"an independent judge labels it {verdict.label!r}, not {example.label!r} "
+                    f"({verdict.reasoning})"
+                )
+        score = 0.0 if problems else 1.0
+        if pred_name is not None:
+            feedback = (
+                "Good: the judge agrees with the target label." if not problems else "; ".join(problems)
+            )
+            return dspy.Prediction(score=score, feedback=feedback)
+        return score >= 1.0 if trace is not None else score
+
+    return metric

@@ -1,0 +1,145 @@
+import json
+
+import dspy
+import pytest
+
+from targen_dspy.errors import SpecError
+from targen_dspy.optimizers import (
+    CompileSettings,
+    compile_program,
+    correction_examples,
+    load_compiled,
+    load_gold,
+    save_compiled,
+    split_gold,
+    teleprompter,
+)
+from targen_dspy.program import TarGEN
+from targen_dspy.signatures import load_task
+from tests.conftest import json_lm
+
+GOLD = [
+    {
+        "premise": f"Gold premise {i}.",
+        "hypothesis": f"Gold hypothesis {i}.",
+        "label": "entailment" if i % 2 else "not_entailment",
+    }
+    for i in range(12)
+]
+
+
+def gold_file(tmp_path, rows=GOLD):
+    path = tmp_path / "gold.jsonl"
+    path.write_text("".join(json.dumps({**row, "idx": i}) + "\n" for i, row in enumerate(rows)))
+    return path
+
+
+def oracle_lm():
+    """Knows every gold label; agrees with the writer on generated instances."""
+    answers = {
+        f"## premise ## ]]\n{row['premise']}": {
+            "reasoning": "by the meanings",
+            "corrected_label": row["label"],
+        }
+        for row in GOLD
+    }
+    answers.update(
+        {
+            "## context_kind ##": {"contexts": ["Sport", "Finance", "Law", "Art"]},
+            "## seed_kind ##": {"seeds": ["Seed one.", "Seed two.", "Seed three.", "Seed four."]},
+            "## target_label ## ]]\nentailment": {"hypothesis": "A restatement."},
+            "## target_label ## ]]\nnot_entailment": {"hypothesis": "A new claim."},
+            "## proposed_label ## ]]\nentailment": {"reasoning": "fits", "corrected_label": "entailment"},
+            "## proposed_label ## ]]\nnot_entailment": {
+                "reasoning": "fits",
+                "corrected_label": "not_entailment",
+            },
+        }
+    )
+    return json_lm(answers)
+
+
+def test_load_gold_reads_task_fields_and_rejects_bad_rows(rte, tmp_path):
+    rows = load_gold(rte, gold_file(tmp_path))
+    assert rows[0] == GOLD[0]  # idx dropped
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"premise": "p", "hypothesis": "h", "label": "maybe"}\n')
+    with pytest.raises(SpecError, match="bad.jsonl:1 has label 'maybe'"):
+        load_gold(rte, bad)
+    bad.write_text('{"sentence": "p"}\n')
+    with pytest.raises(SpecError, match="lacks"):
+        load_gold(rte, bad)
+
+
+def test_split_never_shares_examples_and_correction_cases_include_wrong_proposals(rte):
+    split = split_gold(GOLD, 0.25)
+    assert len(split.held_out) == 3 and len(split.train) == 9
+    assert not {r["premise"] for r in split.held_out} & {r["premise"] for r in split.train}
+    cases = correction_examples(rte, split.train)
+    assert len(cases) == 18
+    assert sum(c.proposed_label != c.corrected_label for c in cases) == 9
+    assert set(cases[0].inputs()) == {"premise", "hypothesis", "proposed_label"}
+
+
+def test_teleprompter_factory(rte):
+    def metric(*a, **k):
+        return 1.0
+
+    assert (
+        type(teleprompter(CompileSettings(), metric, labeled_demos=True, reflection_lm=None))
+        is dspy.BootstrapFewShot
+    )
+    assert isinstance(
+        teleprompter(CompileSettings(candidates=3), metric, labeled_demos=True, reflection_lm=None),
+        dspy.BootstrapFewShotWithRandomSearch,
+    )
+    lm = json_lm([])
+    mipro = teleprompter(
+        CompileSettings(optimizer="mipro"), metric, labeled_demos=False, reflection_lm=lm, task_lm=lm
+    )
+    assert isinstance(mipro, dspy.MIPROv2) and mipro.prompt_model is lm
+    gepa = teleprompter(
+        CompileSettings(optimizer="gepa"),
+        metric,
+        labeled_demos=False,
+        reflection_lm=lm,
+        log_dir="/tmp/gepa-log",
+    )
+    assert isinstance(gepa, dspy.GEPA) and gepa.log_dir == "/tmp/gepa-log"
+    with pytest.raises(SpecError, match="reflection model"):
+        teleprompter(CompileSettings(optimizer="gepa"), metric, labeled_demos=False, reflection_lm=None)
+    with pytest.raises(SpecError, match="--optimizer must be one of"):
+        CompileSettings(optimizer="sgd")
+
+
+def test_bootstrap_compile_tunes_both_steps_and_reports_held_out_scores(rte):
+    program = TarGEN(rte)
+    program.set_lm(oracle_lm())
+    with dspy.context(adapter=dspy.JSONAdapter()):
+        compiled, scores = compile_program(program, GOLD, CompileSettings(generation_slots=4), progress=False)
+    assert compiled.correct.check.demos and compiled.generate.write.demos
+    assert compiled.correct.check.demos != program.correct.check.demos
+    assert scores["held_out_gold_examples"] == 4
+    assert scores["correction_accuracy"] == {"hand_written": 100.0, "compiled": 100.0}
+    assert scores["generation_score"]["compiled"] == 100.0
+
+
+def test_save_load_round_trips_exactly_and_refuses_other_specs(rte, tmp_path):
+    program = TarGEN(rte)
+    program.set_lm(oracle_lm())
+    with dspy.context(adapter=dspy.JSONAdapter()):
+        compiled, scores = compile_program(program, GOLD, CompileSettings(generation_slots=4), progress=False)
+    path = tmp_path / "program.json"
+    save_compiled(compiled, path, {"models": {"generator": "dummy"}, "scores": scores})
+    loaded = load_compiled(rte, path)
+    for (name, original), (_, restored) in zip(
+        compiled.named_predictors(), loaded.named_predictors(), strict=True
+    ):
+        assert restored.signature.instructions == original.signature.instructions, name
+        assert [dict(d) for d in restored.demos] == [dict(d) for d in original.demos], name
+    assert json.loads(path.read_text())["targen"]["spec_hash"] == rte.hash
+    with pytest.raises(SpecError, match="compiled for task 'rte' with another spec"):
+        load_compiled(load_task("copa"), path)
+    path.write_text("not json")
+    with pytest.raises(SpecError, match="is not JSON"):
+        load_compiled(rte, path)
