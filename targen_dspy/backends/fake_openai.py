@@ -7,12 +7,14 @@ a corrected label echoes the proposed one unless `flip_labels` is set.
 
 from __future__ import annotations
 
+import argparse
 import ast
 import contextlib
 import itertools
 import json
 import random
 import re
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -34,6 +36,13 @@ class FaultPlan:
     rng: random.Random = field(default_factory=lambda: random.Random(0))
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # Every call is a new connection: with the default backlog of 5, 64 clients connecting at once are
+    # reset, and the benchmark would measure retries.
+    request_queue_size = 256
+
+
 class FakeOpenAI:
     """`with FakeOpenAI(latency=0.2) as server:` then use `server.api_base` with `openai/<any name>`."""
 
@@ -45,8 +54,7 @@ class FakeOpenAI:
         self.faults_served = 0
         self._counter = itertools.count()
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
@@ -147,3 +155,18 @@ class FakeOpenAI:
                 self.wfile.write(data)
 
         return Handler
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m targen_dspy.backends.fake_openai --latency 0.2`: serve from a process of its own, so its
+    CPU is not counted against the client's; prints the API base, serves until stdin is closed."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every call")
+    args = parser.parse_args(argv)
+    with FakeOpenAI(latency=args.latency) as server:
+        print(server.api_base, flush=True)
+        sys.stdin.read()  # EOF when the parent closes the pipe or dies
+
+
+if __name__ == "__main__":
+    main()

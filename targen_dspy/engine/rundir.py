@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -78,14 +79,32 @@ class RunDirectory:
 
     def records(self) -> list[dict[str, Any]]:
         """The instances written so far. A torn last line (a crash mid-write) is cut off the file."""
+        return list(self.iter_records())
+
+    def iter_records(self) -> Iterator[dict[str, Any]]:
+        """`records()` one at a time, so that reading a run does not hold it all in memory."""
         if not self.data.exists():
-            return []
-        raw = self.data.read_bytes()
-        end = raw.rfind(b"\n") + 1
-        if end < len(raw):
-            with open(self.data, "r+b") as file:
-                file.truncate(end)
-        return [json.loads(line) for line in raw[:end].decode("utf-8").splitlines() if line.strip()]
+            return
+        self._drop_torn_line()
+        with open(self.data, "rb") as file:  # binary: a line ends at b"\n" only, not at U+2028
+            for line in file:
+                if line.strip():
+                    yield json.loads(line)
+
+    def _drop_torn_line(self) -> None:
+        """Cut the file after its last newline, reading it backwards in blocks, never whole."""
+        with open(self.data, "r+b") as file:
+            size = keep = file.seek(0, os.SEEK_END)
+            while keep > 0:
+                start = max(0, keep - 65536)
+                file.seek(start)
+                newline = file.read(keep - start).rfind(b"\n")
+                if newline >= 0:
+                    keep = start + newline + 1
+                    break
+                keep = start
+            if keep < size:
+                file.truncate(keep)
 
     def appender(self, failed: bool = False) -> JsonlAppender:
         return JsonlAppender(self.failed if failed else self.data)

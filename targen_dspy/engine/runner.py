@@ -10,7 +10,7 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -80,7 +80,9 @@ def program_hash(program: dspy.Module) -> str:
     return hashlib.sha256(json.dumps(state, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _materials(program: TarGEN, run_dir: RunDirectory, engine: _Engine, progress: bool):
+def _materials(
+    program: TarGEN, run_dir: RunDirectory, engine: _Engine, pool: ThreadPoolExecutor, progress: bool
+):
     """Contexts and their seeds, generated once per run and kept in materials.json (grown if short).
 
     New contexts are asked for until there are enough seeds; a seed already used under another
@@ -96,21 +98,27 @@ def _materials(program: TarGEN, run_dir: RunDirectory, engine: _Engine, progress
         known = [context for context, _ in materials]
         count = math.ceil((needed - len(seen)) / settings.seeds_per_context)
         propose = partial(program.contexts, count=count, known=known, sampling_seed=100 * round_)
-        contexts = engine.call(propose, 1)
-        for context in contexts.contexts:
-            written = engine.call(
-                partial(program.seeds, setting=context, count=settings.seeds_per_context), 1
-            )
-            seeds = []
-            for seed in written.seeds:
-                if normalise(seed) not in seen:
-                    seen.add(normalise(seed))
-                    seeds.append(seed)
-            if seeds:
-                materials.append([context, seeds])
-                added += len(seeds)
-                bar.update(min(len(seeds), needed - bar.n))
-                run_dir.write_json(run_dir.materials, materials)
+        contexts = engine.call(propose, 1).contexts
+        # The round's seed calls run on the workers, not one after another; results are taken in
+        # context order, so the materials are the same as with one worker.
+        write = partial(program.seeds, count=settings.seeds_per_context)
+        futures = [_submit(pool, engine.call, partial(write, setting=context), 1) for context in contexts]
+        try:
+            for context, future in zip(contexts, futures, strict=True):
+                seeds = []
+                for seed in future.result().seeds:
+                    if normalise(seed) not in seen:
+                        seen.add(normalise(seed))
+                        seeds.append(seed)
+                if seeds:
+                    materials.append([context, seeds])
+                    added += len(seeds)
+                    bar.update(min(len(seeds), needed - bar.n))
+        finally:  # an error or Ctrl-C: drop the seed calls that have not started
+            for future in futures:
+                future.cancel()
+        if added:  # once per round: rewriting the growing file per context costs O(n²)
+            run_dir.write_json(run_dir.materials, materials)
         idle = 0 if added else idle + 1
     bar.close()
     if len(seen) < needed:
@@ -119,6 +127,11 @@ def _materials(program: TarGEN, run_dir: RunDirectory, engine: _Engine, progress
             "use a smaller -n, more --seeds-per-context or a stronger --model"
         )
     return [(context, seeds) for context, seeds in materials]
+
+
+def _submit(pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> Future[T]:
+    """`fn(*args)` on a worker, in a copy of the caller's context so that dspy.context(...) holds there."""
+    return pool.submit(contextvars.copy_context().run, fn, *args)
 
 
 def _make(program: TarGEN, slot: Slot, engine: _Engine) -> dict[str, Any]:
@@ -157,27 +170,26 @@ def _make(program: TarGEN, slot: Slot, engine: _Engine) -> dict[str, Any]:
     return {"id": slot.id, "failed": True, "error": "unparseable model output", "raw": error.lm_response}
 
 
-def _dispatch(program: TarGEN, slots: list[Slot], engine: _Engine) -> Iterator[dict[str, Any]]:
+def _dispatch(
+    program: TarGEN, slots: list[Slot], engine: _Engine, pool: ThreadPoolExecutor
+) -> Iterator[dict[str, Any]]:
     """Rolling dispatch: a new slot starts as soon as any worker is free, so a slow call never idles
     the others; at most 2 × workers slots are in flight, whatever the size of the run."""
     workers = engine.settings.workers
     pending = iter(slots)
-    with ThreadPoolExecutor(workers, thread_name_prefix="targen") as pool:
-        running: set[Future] = set()
-        try:
-            while True:
-                while len(running) < 2 * workers and (slot := next(pending, None)) is not None:
-                    # A copy of the caller's context per slot: dspy.context(...) holds in workers.
-                    context = contextvars.copy_context()
-                    running.add(pool.submit(context.run, _make, program, slot, engine))
-                if not running:
-                    return
-                done, running = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    yield future.result()
-        finally:  # Ctrl-C or an error: drop what has not started, let running calls finish
-            for future in running:
-                future.cancel()
+    running: set[Future] = set()
+    try:
+        while True:
+            while len(running) < 2 * workers and (slot := next(pending, None)) is not None:
+                running.add(_submit(pool, _make, program, slot, engine))
+            if not running:
+                return
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield future.result()
+    finally:  # Ctrl-C or an error: drop what has not started, let running calls finish
+        for future in running:
+            future.cancel()
 
 
 def run(
@@ -211,10 +223,15 @@ def run(
 
     engine = _Engine(settings)
     started = time.monotonic()
-    # No per-call history: it would grow with the run. The meter keeps counts instead.
-    with dspy.context(disable_history=True, callbacks=[*dspy.settings.callbacks, engine.meter]):
-        slots = plan_slots(spec, settings.n, _materials(program, run_dir, engine, progress))
-        done = {record["id"] for record in run_dir.records()}
+    # No per-call history: it would grow with the run. The meter keeps counts instead. One pool for
+    # the whole run: DSPy's disk cache opens a SQLite connection per thread and shard, so every new
+    # thread costs memory.
+    with (
+        dspy.context(disable_history=True, callbacks=[*dspy.settings.callbacks, engine.meter]),
+        ThreadPoolExecutor(settings.workers, thread_name_prefix="targen") as pool,
+    ):
+        slots = plan_slots(spec, settings.n, _materials(program, run_dir, engine, pool, progress))
+        done = {record["id"] for record in run_dir.iter_records()}
         todo = [slot for slot in slots if slot.id not in done]
         failures = 0
         bar = tqdm(
@@ -225,7 +242,7 @@ def run(
             disable=not progress,
         )
         with run_dir.appender() as data, run_dir.appender(failed=True) as failed:
-            for record in _dispatch(program, todo, engine):
+            for record in _dispatch(program, todo, engine, pool):
                 if record.get("failed"):
                     failures += 1
                     failed.append(record)
@@ -236,7 +253,7 @@ def run(
         bar.close()
     elapsed = time.monotonic() - started
     stats = {
-        **run_stats(spec.label_field, run_dir.records()),
+        **run_stats(spec.label_field, run_dir.iter_records()),
         "failed_slots": failures,
         "this_invocation": {
             **engine.meter.summary(),
@@ -249,15 +266,21 @@ def run(
     return stats
 
 
-def run_stats(label_field: str, records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Counts and the self-correction confusion matrix (constrained label → final label)."""
+def run_stats(label_field: str, records: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Counts and the self-correction confusion matrix (constrained label → final label), in one pass
+    so that `records` can be streamed from disk."""
     confusion: dict[str, Counter] = {}
+    labels: Counter = Counter()
+    instances = relabeled = 0
     for record in records:
-        row = confusion.setdefault(json.dumps(record["constrained_label"]), Counter())
-        row[json.dumps(record[label_field])] += 1
+        final = json.dumps(record[label_field])
+        confusion.setdefault(json.dumps(record["constrained_label"]), Counter())[final] += 1
+        labels[final] += 1
+        instances += 1
+        relabeled += record["relabeled"]
     return {
-        "instances": len(records),
-        "relabeled": sum(record["relabeled"] for record in records),
-        "labels": dict(Counter(json.dumps(record[label_field]) for record in records)),
+        "instances": instances,
+        "relabeled": relabeled,
+        "labels": dict(labels),
         "confusion": {row: dict(cols) for row, cols in confusion.items()},
     }
