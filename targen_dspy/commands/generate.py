@@ -22,6 +22,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rpm", type=float, help="at most this many LLM requests per minute")
     parser.add_argument("--tpm", type=float, help="at most this many tokens per minute")
     parser.add_argument("--program", type=Path, help="a program.json written by `targen compile`")
+    method = parser.add_argument_group(
+        "example-based generation with self-reference (--method self-reference)"
+    )
+    method.add_argument("--method", choices=["targen", "self-reference"], default="targen")
+    method.add_argument(
+        "--example", type=Path, help="the formatting example (default: the spec's first example)"
+    )
+    method.add_argument(
+        "--strategy",
+        choices=["random", "contrastive", "similar", "tree"],
+        default="random",
+        help="how each round picks its references among earlier outputs",
+    )
+    method.add_argument("--batch-size", type=int, default=5, help="examples asked for per call")
+    method.add_argument("--references", type=int, default=3, help="references shown per call")
+    method.add_argument("--max-rounds", type=int, help="stop after this many rounds")
     parser.add_argument("--force", action="store_true", help="resume even if the spec or program changed")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
@@ -38,6 +54,8 @@ def run(args: argparse.Namespace) -> None:
     from targen_dspy.signatures import load_task
 
     spec = load_task(args.task)
+    if args.method == "self-reference":
+        return _self_reference(spec, args)
     settings = RunSettings(
         n=args.n, seeds_per_context=args.seeds_per_context, workers=args.workers, rpm=args.rpm, tpm=args.tpm
     )
@@ -47,6 +65,56 @@ def run(args: argparse.Namespace) -> None:
     with dspy.context(adapter=adapter_for(args.model)):
         stats = run_program(program, run_dir, settings, models, force=args.force, progress=not args.quiet)
     report(stats, run_dir)
+
+
+def _self_reference(spec, args: argparse.Namespace) -> None:
+    import dspy
+
+    from targen_dspy.backends import adapter_for
+    from targen_dspy.engine.rounds import RoundSettings, format_example, run_self_reference
+    from targen_dspy.engine.rundir import RunDirectory
+    from targen_dspy.program.self_reference import SelfReferenceGenerator
+
+    settings = RoundSettings(
+        n=args.n,
+        strategy=args.strategy,
+        batch_size=args.batch_size,
+        references=args.references,
+        max_rounds=args.max_rounds,
+    )
+    run_dir = RunDirectory(args.out or Path("runs") / f"{spec.name}-self-reference")
+    program = SelfReferenceGenerator(spec, format_example(spec, args.example))
+    models = use_models(program, args)
+    with dspy.context(adapter=adapter_for(args.model)):
+        stats = run_self_reference(
+            program,
+            run_dir,
+            settings,
+            models,
+            embed=_embedder(args.strategy),
+            force=args.force,
+            progress=not args.quiet,
+        )
+    spent = stats["this_invocation"]
+    print(
+        f"{stats['instances']} distinct examples in {run_dir.data} after {stats['rounds']} rounds "
+        f"({spent['calls']} LLM calls, {stats['failed_calls']} unparseable)"
+    )
+    if stats["stopped"]:
+        print(f"stopped early: {stats['stopped']}")
+
+
+def _embedder(strategy: str):
+    """MiniLM embeddings when installed (near-duplicate removal; needed by similar/contrastive)."""
+    from targen_dspy.analysis.embeddings import load_encoder
+    from targen_dspy.errors import ModelError
+
+    try:
+        return load_encoder().embed
+    except ModelError:
+        if strategy in ("similar", "contrastive"):
+            raise
+        return None
 
 
 def report(stats: dict, run_dir) -> None:

@@ -25,7 +25,7 @@ def use_models(program: dspy.Module, args: argparse.Namespace) -> dict[str, str]
     lm = build_lm(args.model, api_base=args.api_base, temperature=args.temperature, timeout=args.timeout)
     program.set_lm(lm)
     corrector = args.corrector_model or args.model
-    if args.corrector_model:
+    if args.corrector_model and hasattr(program, "correct"):
         api_base = args.corrector_api_base or args.api_base
         program.correct.set_lm(build_lm(corrector, api_base=api_base, timeout=args.timeout))
     return {"generator": args.model, "corrector": corrector}

@@ -81,6 +81,7 @@ def _cost(tokens: dict[str, dict[str, int]]) -> float | None:
     """Cost from litellm's price table, or None when a model's price is unknown (e.g. local models)."""
     import litellm
 
+    litellm.suppress_debug_info = True  # an unknown model makes it print its provider list
     total = 0.0
     for model, used in tokens.items():
         try:

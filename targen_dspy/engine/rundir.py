@@ -59,6 +59,20 @@ class RunDirectory:
     def create(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
 
+    def claim(self, manifest: dict[str, Any], force: bool = False) -> None:
+        """Create the directory and write `manifest`; refuse to resume a run that was made with another
+        spec or program (their hashes differ) unless `force`."""
+        self.create()
+        previous = self.read_json(self.manifest)
+        if previous and not force:
+            for key, what in (("spec_hash", "task spec"), ("program_hash", "program")):
+                if previous.get(key) != manifest[key]:
+                    raise RunError(
+                        f"{self.path} was made with another {what}; "
+                        "use a new -o directory or --force to mix them"
+                    )
+        self.write_json(self.manifest, manifest)
+
     def read_json(self, path: Path) -> Any | None:
         if not path.exists():
             return None

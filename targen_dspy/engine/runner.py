@@ -52,7 +52,7 @@ class RunSettings:
             raise RunError("--rpm and --tpm must be positive")
 
 
-class _Engine:
+class CallEngine:
     """Shared by the workers of one invocation: limits, retries and the meter."""
 
     def __init__(self, settings: RunSettings):
@@ -81,7 +81,7 @@ def program_hash(program: dspy.Module) -> str:
 
 
 def _materials(
-    program: TarGEN, run_dir: RunDirectory, engine: _Engine, pool: ThreadPoolExecutor, progress: bool
+    program: TarGEN, run_dir: RunDirectory, engine: CallEngine, pool: ThreadPoolExecutor, progress: bool
 ):
     """Contexts and their seeds, generated once per run and kept in materials.json (grown if short).
 
@@ -134,7 +134,7 @@ def _submit(pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> Futur
     return pool.submit(contextvars.copy_context().run, fn, *args)
 
 
-def _make(program: TarGEN, slot: Slot, engine: _Engine) -> dict[str, Any]:
+def _make(program: TarGEN, slot: Slot, engine: CallEngine) -> dict[str, Any]:
     """One slot's record, or a failure record after repeated unparseable answers or transient errors.
 
     A retry of the slot replays its already-answered call from DSPy's cache."""
@@ -171,7 +171,7 @@ def _make(program: TarGEN, slot: Slot, engine: _Engine) -> dict[str, Any]:
 
 
 def _dispatch(
-    program: TarGEN, slots: list[Slot], engine: _Engine, pool: ThreadPoolExecutor
+    program: TarGEN, slots: list[Slot], engine: CallEngine, pool: ThreadPoolExecutor
 ) -> Iterator[dict[str, Any]]:
     """Rolling dispatch: a new slot starts as soon as any worker is free, so a slow call never idles
     the others; at most 2 × workers slots are in flight, whatever the size of the run."""
@@ -210,18 +210,9 @@ def run(
         "models": models,
         "settings": {k: v for k, v in asdict(settings).items() if k != "retry"},
     }
-    run_dir.create()
-    previous = run_dir.read_json(run_dir.manifest)
-    if previous and not force:
-        for key, what in (("spec_hash", "task spec"), ("program_hash", "program")):
-            if previous.get(key) != manifest[key]:
-                raise RunError(
-                    f"{run_dir.path} was made with another {what}; "
-                    "use a new -o directory or --force to mix them"
-                )
-    run_dir.write_json(run_dir.manifest, manifest)
+    run_dir.claim(manifest, force)
 
-    engine = _Engine(settings)
+    engine = CallEngine(settings)
     started = time.monotonic()
     # No per-call history: it would grow with the run. The meter keeps counts instead. One pool for
     # the whole run: DSPy's disk cache opens a SQLite connection per thread and shard, so every new

@@ -1,0 +1,205 @@
+"""Running the self-reference program into a run directory: rounds of batches, each round's
+references chosen from what is already on disk, every example validated and de-duplicated before it
+is appended. Re-running the same command resumes from the last round on disk."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import random
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import dspy
+import numpy as np
+from dspy.utils.exceptions import AdapterParseError
+from tqdm import tqdm
+
+from targen_dspy.engine.limits import RetryPolicy
+from targen_dspy.engine.rundir import RunDirectory
+from targen_dspy.engine.runner import CallEngine, RunSettings, program_hash
+from targen_dspy.errors import RunError
+from targen_dspy.program.distinct import normalise
+from targen_dspy.program.sampling import STRATEGIES, Embed, next_references
+from targen_dspy.program.self_reference import SelfReferenceGenerator
+from targen_dspy.signatures import TaskSpec
+
+logger = logging.getLogger(__name__)
+FORMAT_EXAMPLE_ID = "format-example"
+
+
+@dataclass(frozen=True)
+class RoundSettings:
+    n: int
+    strategy: str = "random"
+    batch_size: int = 5
+    references: int = 3
+    max_rounds: int | None = None  # default: four times the rounds an ideal run needs
+    near_duplicate: float = 0.95  # cosine above which two examples count as one (with embeddings)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n < 1 or self.batch_size < 1 or self.references < 1:
+            raise RunError("-n, --batch-size and --references must be at least 1")
+        if self.strategy not in STRATEGIES:
+            raise RunError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+
+    @property
+    def round_cap(self) -> int:
+        return self.max_rounds or 4 * math.ceil(self.n / self.batch_size)
+
+
+class _Dedup:
+    """Exact (normalised text) and, with embeddings, near-duplicate detection over everything kept."""
+
+    def __init__(self, embed: Embed | None, threshold: float):
+        self.embed, self.threshold = embed, threshold
+        self.texts: set[str] = set()
+        self.vectors: list[np.ndarray] = []
+
+    def add_if_new(self, text: str) -> bool:
+        key = normalise(text)
+        if not key or key in self.texts:
+            return False
+        if self.embed is not None:
+            vector = self.embed([text])[0]
+            vector = vector / (np.linalg.norm(vector) or 1.0)
+            if self.vectors and float(np.max(np.stack(self.vectors) @ vector)) > self.threshold:
+                return False
+            self.vectors.append(vector)
+        self.texts.add(key)
+        return True
+
+
+def run_self_reference(
+    program: SelfReferenceGenerator,
+    run_dir: RunDirectory,
+    settings: RoundSettings,
+    models: dict[str, str],
+    *,
+    embed: Embed | None = None,
+    retry: RetryPolicy | None = None,
+    force: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Up to `settings.n` distinct examples into `run_dir`; returns stats, including why it stopped."""
+    spec = program.spec
+    manifest = {
+        "task": spec.name,
+        "method": "self-reference",
+        "spec_hash": spec.hash,
+        "program_hash": program_hash(program),
+        "models": models,
+        "settings": asdict(settings),
+    }
+    run_dir.claim(manifest, force)
+    fields = [name for name in program.example if name != spec.label_field]
+
+    def text(record: dict[str, Any]) -> str:
+        return " \n ".join(str(record[name]) for name in fields)
+
+    records = run_dir.records()
+    dedup = _Dedup(embed, settings.near_duplicate)
+    for record in records:
+        dedup.add_if_new(text(record))
+    round_ = max((r["round"] for r in records), default=-1) + 1
+    last_batch = [r for r in records if r["round"] == round_ - 1]
+    engine = CallEngine(RunSettings(n=settings.n, retry=retry or RetryPolicy()))
+    failures, stopped = 0, None
+    bar = tqdm(
+        total=settings.n,
+        initial=min(len(records), settings.n),
+        desc=spec.name,
+        unit="ex",
+        disable=not progress,
+    )
+    with (
+        dspy.context(disable_history=True, callbacks=[*dspy.settings.callbacks, engine.meter]),
+        run_dir.appender() as data,
+        run_dir.appender(failed=True) as failed,
+    ):
+        while len(records) < settings.n:
+            if round_ >= settings.round_cap:
+                stopped = f"reached the cap of {settings.round_cap} rounds"
+                break
+            rng = random.Random(settings.seed * 100_003 + round_)
+            example = {**program.example, "id": FORMAT_EXAMPLE_ID}
+            reference_sets = (
+                [[example]]
+                if not records
+                else next_references(
+                    settings.strategy, records, last_batch, settings.references, rng, text, embed
+                )
+            )
+            batch: list[dict[str, Any]] = []
+            for call, references in enumerate(reference_sets):
+                write = partial(
+                    program,
+                    references=references,
+                    count=settings.batch_size,
+                    sampling_seed=settings.seed + 1000 * round_ + call,
+                )
+                try:
+                    examples = engine.call(write, 1).examples
+                except AdapterParseError as exc:
+                    failures += 1
+                    failed.append(
+                        {"round": round_, "error": "unparseable model output", "raw": exc.lm_response}
+                    )
+                    continue
+                for new in examples:
+                    if len(records) >= settings.n or not dedup.add_if_new(text(new)):
+                        continue
+                    key = hashlib.sha256(json.dumps(new, sort_keys=True).encode()).hexdigest()[:12]
+                    record = {"id": key, **new, "round": round_, "references": [r["id"] for r in references]}
+                    data.append(record)
+                    records.append(record)
+                    batch.append(record)
+                    bar.update()
+            if not batch:
+                stopped = f"round {round_} yielded nothing new"
+                break
+            last_batch, round_ = batch, round_ + 1
+    bar.close()
+    stats = {
+        "instances": len(records),
+        "rounds": round_,
+        "failed_calls": failures,
+        "stopped": stopped,
+        "labels": _label_counts(records, spec.label_field),
+        "this_invocation": engine.meter.summary(),
+    }
+    run_dir.write_json(run_dir.stats, stats)
+    return stats
+
+
+def _label_counts(records: list[dict[str, Any]], label_field: str) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for record in records:
+        if label_field in record:
+            key = json.dumps(record[label_field])
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def format_example(spec: TaskSpec, path: Path | None) -> dict[str, Any]:
+    """The format example: the JSON object in `path` if given, else the spec's first example."""
+    if path is None:
+        if not spec.examples:
+            raise RunError("--method self-reference needs a format example: pass --example example.json")
+        return dict(spec.examples[0])
+    try:
+        example = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RunError(f"cannot read --example {path}: {exc.strerror}") from None
+    except json.JSONDecodeError:
+        raise RunError(
+            f"--example {path} is not JSON; give one JSON object shaped like an instance"
+        ) from None
+    if not isinstance(example, dict):
+        raise RunError(f"--example {path} must hold one JSON object, not a {type(example).__name__}")
+    return example
