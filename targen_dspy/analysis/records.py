@@ -1,0 +1,79 @@
+"""Reading a dataset to analyse (a run's data.jsonl or a real SuperGLUE split) and choosing its text."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from targen_dspy.errors import RunError, SpecError
+from targen_dspy.signatures import TaskSpec
+
+Record = dict[str, Any]
+# Columns the run engine adds to an instance, and SuperGLUE's row index: never the instance's text.
+BOOKKEEPING = frozenset({"id", "idx", "context", "seed", "reasoning", "constrained_label", "relabeled"})
+
+
+def read_jsonl(path: Path) -> list[Record]:
+    """The JSON objects of a JSONL file, one per non-empty line."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise RunError(f"cannot read {path}: {exc.strerror}") from None
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            record = None
+        if not isinstance(record, dict):
+            raise RunError(
+                f"{path}:{number} is not a JSON object; give a JSONL file such as a run's data.jsonl"
+            )
+        records.append(record)
+    if not records:
+        raise RunError(f"{path} has no records")
+    return records
+
+
+def text_fields(records: Sequence[Record], label_field: str, spec: TaskSpec | None = None) -> list[str]:
+    """The fields holding the instance's text: those that are strings in every record and are, with a
+    task, the spec's fields without fixed `choices` (not WiC's offsets, not COPA's cause/effect);
+    without one, any field but the bookkeeping and label columns."""
+    if spec is not None:
+        candidates = [name for name, field in spec.fields.items() if field.choices is None]
+    else:
+        candidates = [
+            key
+            for key in dict.fromkeys(key for record in records for key in record)
+            if key not in BOOKKEEPING
+        ]
+    return [
+        name
+        for name in candidates
+        if name != label_field and all(isinstance(record.get(name), str) for record in records)
+    ]
+
+
+def check_fields(records: Sequence[Record], fields: Sequence[str], source: Path | str) -> None:
+    """Raise SpecError naming the first record of `source` that lacks one of `fields`."""
+    if not records:
+        raise SpecError(f"{source} has no records")
+    for number, record in enumerate(records, 1):
+        missing = [name for name in fields if name not in record]
+        if missing:
+            raise SpecError(f"{source} record {number} lacks {missing}; use the task's field names")
+
+
+def label_key(value: Any) -> str:
+    """Labels are compared by their JSON form, as in stats.json: `true`, `0`, `"entailment"`."""
+    return json.dumps(value)
+
+
+def label_name(key: str) -> str:
+    """A label key as a person reads it: entailment, true, 0."""
+    value = json.loads(key)
+    return value if isinstance(value, str) else key
