@@ -38,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     method.add_argument("--batch-size", type=int, default=5, help="examples asked for per call")
     method.add_argument("--references", type=int, default=3, help="references shown per call")
     method.add_argument("--max-rounds", type=int, help="stop after this many rounds")
+    method.add_argument(
+        "--patience", type=int, default=3, help="stop after this many rounds with nothing new"
+    )
     parser.add_argument("--force", action="store_true", help="resume even if the spec or program changed")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
@@ -81,6 +84,7 @@ def _self_reference(spec, args: argparse.Namespace) -> None:
         batch_size=args.batch_size,
         references=args.references,
         max_rounds=args.max_rounds,
+        patience=args.patience,
     )
     run_dir = RunDirectory(args.out or Path("runs") / f"{spec.name}-self-reference")
     program = SelfReferenceGenerator(spec, format_example(spec, args.example))

@@ -40,6 +40,7 @@ class RoundSettings:
     references: int = 3
     max_rounds: int | None = None  # default: four times the rounds an ideal run needs
     near_duplicate: float = 0.95  # cosine above which two examples count as one (with embeddings)
+    patience: int = 3  # rounds in a row that yield nothing new before the run stops
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -104,12 +105,12 @@ def run_self_reference(
 
     records = run_dir.records()
     dedup = _Dedup(embed, settings.near_duplicate)
-    for record in records:
+    for record in [program.example, *records]:  # a copy of the format example is not new either
         dedup.add_if_new(text(record))
     round_ = max((r["round"] for r in records), default=-1) + 1
     last_batch = [r for r in records if r["round"] == round_ - 1]
     engine = CallEngine(RunSettings(n=settings.n, retry=retry or RetryPolicy()))
-    failures, stopped = 0, None
+    failures, idle, stopped = 0, 0, None
     bar = tqdm(
         total=settings.n,
         initial=min(len(records), settings.n),
@@ -160,10 +161,12 @@ def run_self_reference(
                     records.append(record)
                     batch.append(record)
                     bar.update()
-            if not batch:
-                stopped = f"round {round_} yielded nothing new"
+            idle = 0 if batch else idle + 1
+            round_ += 1
+            if idle >= settings.patience:
+                stopped = f"{idle} rounds in a row yielded nothing new"
                 break
-            last_batch, round_ = batch, round_ + 1
+            last_batch = batch or last_batch
     bar.close()
     stats = {
         "instances": len(records),

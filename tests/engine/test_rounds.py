@@ -53,15 +53,17 @@ def test_rounds_fill_n_distinct_examples_referring_to_earlier_ones(rte, tmp_path
     )
 
 
-def test_a_round_with_nothing_new_stops_clearly(rte, tmp_path):
-    lm = json_lm([{"examples": [ex(0), ex(1)]}, {"examples": [ex(0), ex(1)]}])
-    stats = generate(rte, tmp_path, lm, n=5, batch_size=2)
-    assert stats["instances"] == 2 and stats["stopped"] == "round 1 yielded nothing new"
+def test_rounds_with_nothing_new_stop_clearly(rte, tmp_path):
+    copies = {"examples": [ex(0), EXAMPLE]}  # a copy of the format example is not new either
+    lm = json_lm([{"examples": [ex(0), ex(1)]}, copies, copies])
+    stats = generate(rte, tmp_path, lm, n=5, batch_size=2, patience=2)
+    assert stats["instances"] == 2 and stats["stopped"] == "2 rounds in a row yielded nothing new"
+    assert stats["rounds"] == 3
 
 
 def test_examples_outside_the_label_set_are_rejected(rte, tmp_path):
     lm = json_lm([{"examples": [ex(0, label="maybe")]}])
-    stats = generate(rte, tmp_path, lm, n=2, batch_size=1)
+    stats = generate(rte, tmp_path, lm, n=2, batch_size=1, patience=1)
     assert stats["instances"] == 0 and stats["failed_calls"] == 1
     assert "maybe" in json.loads((tmp_path / "failed.jsonl").read_text().splitlines()[0])["raw"]
 
