@@ -214,11 +214,11 @@ def run(
 
     engine = CallEngine(settings)
     started = time.monotonic()
-    # No per-call history: it would grow with the run. The meter keeps counts instead. One pool for
-    # the whole run: DSPy's disk cache opens a SQLite connection per thread and shard, so every new
-    # thread costs memory.
+    # No per-call history, and no trace (DSPy keeps the last 10,000 predictions, inputs included): both
+    # would grow with the run; the meter keeps counts instead. One pool for the whole run: DSPy's disk
+    # cache opens a SQLite connection per thread and shard, so every new thread costs memory.
     with (
-        dspy.context(disable_history=True, callbacks=[*dspy.settings.callbacks, engine.meter]),
+        dspy.context(disable_history=True, trace=None, callbacks=[*dspy.settings.callbacks, engine.meter]),
         ThreadPoolExecutor(settings.workers, thread_name_prefix="targen") as pool,
     ):
         slots = plan_slots(spec, settings.n, _materials(program, run_dir, engine, pool, progress))
