@@ -39,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     method.add_argument("--references", type=int, default=3, help="references shown per call")
     method.add_argument("--max-rounds", type=int, help="stop after this many rounds")
     method.add_argument(
+        "--near-duplicate", type=float, default=0.95, help="cosine above which two examples count as one"
+    )
+    method.add_argument(
         "--patience", type=int, default=3, help="stop after this many rounds with nothing new"
     )
     parser.add_argument("--force", action="store_true", help="resume even if the spec or program changed")
@@ -85,6 +88,7 @@ def _self_reference(spec, args: argparse.Namespace) -> None:
         references=args.references,
         max_rounds=args.max_rounds,
         patience=args.patience,
+        near_duplicate=args.near_duplicate,
     )
     run_dir = RunDirectory(args.out or Path("runs") / f"{spec.name}-self-reference")
     program = SelfReferenceGenerator(spec, format_example(spec, args.example))

@@ -128,9 +128,9 @@ def run_self_reference(
                 stopped = f"reached the cap of {settings.round_cap} rounds"
                 break
             rng = random.Random(settings.seed * 100_003 + round_)
-            example = {**program.example, "id": FORMAT_EXAMPLE_ID}
+            # Until something exists to refer to, the format example (always shown) is the only reference.
             reference_sets = (
-                [[example]]
+                [[]]
                 if not records
                 else next_references(
                     settings.strategy, records, last_batch, settings.references, rng, text, embed
@@ -156,7 +156,12 @@ def run_self_reference(
                     if len(records) >= settings.n or not dedup.add_if_new(text(new)):
                         continue
                     key = hashlib.sha256(json.dumps(new, sort_keys=True).encode()).hexdigest()[:12]
-                    record = {"id": key, **new, "round": round_, "references": [r["id"] for r in references]}
+                    record = {
+                        "id": key,
+                        **new,
+                        "round": round_,
+                        "references": [r["id"] for r in references] or [FORMAT_EXAMPLE_ID],
+                    }
                     data.append(record)
                     records.append(record)
                     batch.append(record)
