@@ -9,6 +9,8 @@ from targen_dspy.signatures.steps import (
     WriteSeeds,
     correction_signature,
     instance_signature,
+    seed_signature,
+    step_signatures,
 )
 
 __all__ = [
@@ -26,4 +28,6 @@ __all__ = [
     "load_spec_file",
     "load_task",
     "parse_spec",
+    "seed_signature",
+    "step_signatures",
 ]

@@ -1,14 +1,16 @@
-"""The shipped task catalogue (`tasks/*.yaml`) and resolution of a task argument to a spec."""
+"""The shipped task catalogue (`tasks/*.yaml`), resolution of a task argument to a spec, and the
+commented skeleton a user's own task starts from (`skeleton.yaml`)."""
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from pathlib import Path
 
 import yaml
 
 from targen_dspy.errors import SpecError
-from targen_dspy.signatures.spec import TaskSpec, load_spec_file, parse_spec
+from targen_dspy.signatures.spec import NAME_PATTERN, TaskSpec, load_spec_file, parse_spec
 
 
 def catalogue_names() -> list[str]:
@@ -27,3 +29,11 @@ def load_task(name_or_path: str) -> TaskSpec:
     raise SpecError(
         f"unknown task {name_or_path!r}: use one of {', '.join(catalogue_names())} or a path to a spec .yaml"
     )
+
+
+def skeleton(name: str) -> str:
+    """The commented spec skeleton, as YAML text, for a task called `name`."""
+    if not NAME_PATTERN.match(name):
+        raise SpecError(f"task name {name!r} must be lower_snake_case, e.g. ticket_urgency")
+    text = (resources.files("targen_dspy.signatures") / "skeleton.yaml").read_text(encoding="utf-8")
+    return re.sub(r"^name: .*$", f"name: {name}", text, count=1, flags=re.MULTILINE)

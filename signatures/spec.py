@@ -1,7 +1,9 @@
 """Task specs: the YAML a user writes to describe a task, validated into a frozen pydantic model.
 
 A spec says what an instance looks like and what each label means; `signatures.steps` turns it into
-the typed DSPy signatures of the four TarGEN steps.
+the typed DSPy signatures of the four TarGEN steps. A seed is plain text, or a structured seed (a
+word with its senses, a pair of subjects) kept as JSON text; fields that code computes (offsets, span
+indices) are declared `computed` and filled in by the task's `postprocess` hook.
 """
 
 from __future__ import annotations
@@ -10,12 +12,23 @@ import hashlib
 import importlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from typing_extensions import TypedDict
 
 from targen_dspy.errors import SpecError
 
@@ -41,7 +54,25 @@ RESERVED_NAMES = frozenset(
         "relabeled",
     }
 )
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
+_REFERENCE = re.compile(r"^\$([a-z][a-z0-9_]*)$")
+
+
+class InconsistentInstance(ValueError):
+    """A postprocess hook cannot make the computed fields consistent with what the model wrote; the
+    program turns it into a parse failure, so the engine retries the slot with a new sampling seed."""
+
+
+class Span(TypedDict):
+    """A mention in a text, as in the Hugging Face `super_glue` ReCoRD (`end` exclusive)."""
+
+    text: str
+    start: int
+    end: int
+
+
+FieldType = Literal["text", "integer", "texts", "spans"]
+FIELD_TYPES: dict[str, Any] = {"text": str, "integer": int, "texts": list[str], "spans": list[Span]}
 
 
 class _Frozen(BaseModel):
@@ -49,12 +80,49 @@ class _Frozen(BaseModel):
 
 
 class FieldSpec(_Frozen):
-    """One text field of an instance. A bare string in YAML is taken as its description."""
+    """One field of an instance (or one part of a structured seed). A bare string in YAML is taken as
+    its description."""
 
     description: str = Field(min_length=1)
+    type: FieldType = Field(
+        default="text", description="text, integer, texts (a list of texts) or spans (text/start/end)."
+    )
     choices: tuple[LabelValue, ...] | None = Field(
         default=None, description="If set, the field may only take these values."
     )
+    computed: bool = Field(
+        default=False,
+        description="Filled in by the `postprocess` code, never by the model (offsets, indices); not shown "
+        "to the self-corrector.",
+    )
+    contains: tuple[str | tuple[str, ...], ...] = Field(
+        default=(),
+        description="The written text must contain these, in order, as whole words in any case: literal "
+        "text, `$part` for a part of the seed, or a list of alternatives.",
+    )
+    one_of: tuple[str, ...] = Field(
+        default=(),
+        description="The written text must be one of these: literal text, or `$part` for a part of the "
+        "seed (each of its items if it is a list).",
+    )
+    pattern: str | None = Field(default=None, description="A regular expression the whole text must match.")
+
+    @property
+    def python_type(self) -> Any:
+        return Literal[self.choices] if self.choices else FIELD_TYPES[self.type]  # type: ignore[valid-type]
+
+    @property
+    def constrained(self) -> bool:
+        return bool(self.contains or self.one_of or self.pattern)
+
+    def references(self) -> list[str]:
+        """The seed parts this field's constraints name."""
+        items = [*self.one_of, *(a for item in self.contains for a in _alternatives(item))]
+        return [match.group(1) for item in items if (match := _REFERENCE.match(item))]
+
+
+def _alternatives(item: str | tuple[str, ...]) -> tuple[str, ...]:
+    return (item,) if isinstance(item, str) else item
 
 
 class LabelSpec(_Frozen):
@@ -65,38 +133,45 @@ class LabelSpec(_Frozen):
     weight: float = Field(default=1.0, gt=0, description="Relative share of the dataset (default: equal).")
 
 
-class SeedSpec(_Frozen):
-    description: str = Field(min_length=1, description="What one seed is for this task.")
-    field: str | None = Field(
-        default=None,
-        description="Instance field the seed is copied into verbatim (the model writes the rest).",
-    )
-
-
 def _fields_from_yaml(raw: Any) -> Any:
     if isinstance(raw, dict):
         return {k: {"description": v} if isinstance(v, str) else v for k, v in raw.items()}
     return raw
 
 
+class SeedSpec(_Frozen):
+    description: str = Field(min_length=1, description="What one seed is for this task.")
+    field: str | None = Field(
+        default=None,
+        description="Instance field a plain seed is copied into verbatim (the model writes the rest).",
+    )
+    parts: dict[str, FieldSpec] | None = Field(
+        default=None,
+        description="A structured seed's parts; a part named like an instance field is copied into it.",
+    )
+
+    _parts_shorthand = field_validator("parts", mode="before")(_fields_from_yaml)
+
+
 class TaskSpec(_Frozen):
     """A task, described well enough to generate labeled instances of it without any examples."""
 
-    name: str = Field(pattern=_NAME.pattern, description="Short identifier, e.g. `rte`.")
+    name: str = Field(pattern=NAME_PATTERN.pattern, description="Short identifier, e.g. `rte`.")
     description: str = Field(min_length=1, description="What the task is, for someone who has never seen it.")
-    fields: dict[str, FieldSpec] = Field(min_length=1, description="The instance's input fields, in order.")
-    label_field: str = Field(default="label", pattern=_NAME.pattern)
+    fields: dict[str, FieldSpec] = Field(min_length=1, description="The instance's fields, in order.")
+    label_field: str = Field(default="label", pattern=NAME_PATTERN.pattern)
     labels: tuple[LabelSpec, ...] = Field(min_length=2)
     context: str = Field(min_length=1, description="What a context (setting, domain) is for this task.")
     seed: SeedSpec
     correction: str = Field(min_length=1, description="How to check an instance's label.")
     generate: dict[str, FieldSpec] | None = Field(
         default=None,
-        description="Fields the model writes, when they differ from `fields`; needs `postprocess`.",
+        description="Fields the model writes, when they differ from the non-computed `fields`; needs "
+        "`postprocess`.",
     )
     postprocess: str | None = Field(
         default=None,
-        description="`module:function` turning (generated fields, label) into the instance's fields.",
+        description="`module:function` turning (generated fields and seed parts, label) into the fields.",
     )
     examples: tuple[dict[str, Any], ...] = Field(
         default=(), description="Optional labeled validation examples."
@@ -106,37 +181,91 @@ class TaskSpec(_Frozen):
 
     @model_validator(mode="after")
     def _consistent(self) -> TaskSpec:
-        names = list(self.fields) + list(self.generate or {})
-        for name in names:
-            if not _NAME.match(name):
+        for name in [*self.fields, *(self.generate or {}), *(self.seed.parts or {})]:
+            if not NAME_PATTERN.match(name):
                 raise ValueError(f"field name {name!r} must be lower_snake_case")
             if name in RESERVED_NAMES or name == self.label_field:
                 raise ValueError(f"field name {name!r} is reserved; rename it")
         values = [label.value for label in self.labels]
         if len({json.dumps(v) for v in values}) != len(values):
             raise ValueError(f"label values must be unique, got {values}")
-        if self.seed.field is not None and self.seed.field not in self.generator_fields:
-            raise ValueError(f"seed.field {self.seed.field!r} is not one of the fields {names}")
-        if (self.generate is None) != (self.postprocess is None):
-            raise ValueError("`generate` and `postprocess` go together: set both or neither")
+        computed = [name for name, field in self.fields.items() if field.computed]
+        if self.postprocess is None and (self.generate is not None or computed):
+            what = "`generate`" if self.generate is not None else f"computed fields {computed}"
+            raise ValueError(f"{what} need `postprocess`, the code that turns model output into fields")
+        if any(field.computed for field in (self.generate or {}).values()):
+            raise ValueError("`computed` marks instance fields, not the `generate` fields the model writes")
+        self._check_seed()
+        self._check_constraints()
         for i, example in enumerate(self.examples):
-            missing = [f for f in [*self.fields, self.label_field] if f not in example]
-            if missing:
-                raise ValueError(f"examples[{i}] lacks {missing}")
-            if example[self.label_field] not in values:
-                raise ValueError(
-                    f"examples[{i}] has label {example[self.label_field]!r}, not one of {values}"
-                )
+            try:
+                self.validate_example(example)
+            except SpecError as exc:
+                raise ValueError(f"examples[{i}] {exc}") from None
         return self
+
+    def _check_seed(self) -> None:
+        seed, names = self.seed, list(self.generator_fields)
+        if seed.field is not None and seed.parts is not None:
+            raise ValueError(
+                "seed.field is for a plain seed; a structured seed fills the fields named as its parts"
+            )
+        if seed.field is not None and seed.field not in names:
+            raise ValueError(f"seed.field {seed.field!r} is not one of the fields {names}")
+        for name, part in (seed.parts or {}).items():
+            if part.type not in ("text", "texts") or part.contains or part.one_of or part.computed:
+                raise ValueError(
+                    f"seed part {name!r} must be text or texts, without contains/one_of/computed"
+                )
+            if part.pattern and part.type != "text":
+                raise ValueError(f"seed part {name!r}: a pattern constrains a text")
+            if name in names and self.generator_fields[name].type != part.type:
+                raise ValueError(f"seed part {name!r} and the field it fills must have the same type")
+
+    def _check_constraints(self) -> None:
+        parts = self.seed.parts or {}
+        for name, field in self.generator_fields.items():
+            if not field.constrained:
+                continue
+            if name in self.seed_fields or field.type != "text" or field.choices:
+                raise ValueError(f"{name!r}: contains/one_of/pattern constrain free text the model writes")
+            if sum(map(bool, (field.contains, field.one_of, field.pattern))) > 1:
+                raise ValueError(f"{name!r}: use one of contains, one_of and pattern")
+            for ref in field.references():
+                if ref not in parts:
+                    raise ValueError(f"{name!r} refers to ${ref}, which is not a seed part {list(parts)}")
+                if field.contains and parts[ref].type != "text":
+                    raise ValueError(f"{name!r} can only contain seed parts of type text, not {ref!r}")
+        for name, field in {**self.generator_fields, **parts}.items():
+            if field.pattern is not None:
+                try:
+                    re.compile(field.pattern)
+                except re.error as exc:
+                    raise ValueError(f"{name!r}: pattern is not a regular expression ({exc})") from None
 
     @property
     def generator_fields(self) -> dict[str, FieldSpec]:
-        return dict(self.generate or self.fields)
+        """What the label-constrained step produces: `generate`, or else the non-computed fields."""
+        if self.generate is not None:
+            return dict(self.generate)
+        return {name: field for name, field in self.fields.items() if not field.computed}
+
+    @property
+    def seed_fields(self) -> list[str]:
+        """Generator fields filled from the seed rather than written by the model."""
+        if self.seed.parts is not None:
+            return [name for name in self.seed.parts if name in self.generator_fields]
+        return [] if self.seed.field is None else [self.seed.field]
 
     @property
     def written_fields(self) -> dict[str, FieldSpec]:
-        """The fields the generator writes: the generated fields less the one the seed fills."""
-        return {k: v for k, v in self.generator_fields.items() if k != self.seed.field}
+        """The fields the generator writes: the generated fields less those the seed fills."""
+        return {k: v for k, v in self.generator_fields.items() if k not in self.seed_fields}
+
+    @property
+    def checked_fields(self) -> dict[str, FieldSpec]:
+        """The fields the self-corrector reads: all but the computed ones."""
+        return {name: field for name, field in self.fields.items() if not field.computed}
 
     @property
     def label_values(self) -> tuple[LabelValue, ...]:
@@ -154,14 +283,61 @@ class TaskSpec(_Frozen):
         return {label_text(label.value): label.means for label in self.labels}
 
     def postprocessor(self) -> Postprocess | None:
-        if self.postprocess is None:
-            return None
-        return _import_function(self.postprocess)
+        return None if self.postprocess is None else _import_function(self.postprocess)
+
+    def seed_text(self, parts: Mapping[str, Any]) -> str:
+        """A structured seed as the engine stores and plans it: JSON of its parts in spec order, so that
+        equal seeds are equal strings."""
+        return json.dumps({name: parts[name] for name in self.seed.parts or {}}, ensure_ascii=False)
+
+    def seed_parts(self, seed: str) -> dict[str, Any]:
+        """The parts of a structured seed stored by `seed_text`."""
+        names = list(self.seed.parts or {})
+        try:
+            parts = json.loads(seed)
+        except json.JSONDecodeError:
+            parts = None
+        if not isinstance(parts, dict) or sorted(parts) != sorted(names):
+            raise SpecError(f"seed {seed[:60]!r} is not a {self.name} seed: a JSON object with parts {names}")
+        return parts
+
+    @cached_property
+    def _example_type(self) -> TypeAdapter:
+        columns = {
+            name: _exactly(field.choices) if field.choices else FIELD_TYPES[field.type]
+            for name, field in self.fields.items()
+        }
+        columns[self.label_field] = _exactly(self.label_values)
+        row = TypedDict(f"{self.name}_example", columns)  # type: ignore[misc]
+        row.__pydantic_config__ = ConfigDict(strict=True)  # type: ignore[attr-defined]
+        return TypeAdapter(row)
+
+    def validate_example(self, row: Mapping[str, Any]) -> None:
+        """Raise SpecError unless `row` is an instance of the task: each field with its type (strictly:
+        no "1" for 1, no 1 for true) and a label from the label set. Other keys (`idx`) are ignored."""
+        try:
+            self._example_type.validate_python(dict(row))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            got = "" if first["type"] == "missing" else f", got {first['input']!r}"
+            raise SpecError(f"{where}: {first['msg']}{got}") from None
 
     @property
     def hash(self) -> str:
         """Content hash: two specs with the same meaning have the same hash, whatever their file says."""
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
+
+
+def _exactly(values: tuple[LabelValue, ...]) -> Any:
+    """One of `values`, compared with its type: for a Literal, true == 1 and 1 is a valid `true`."""
+
+    def check(value: Any) -> Any:
+        if not any(value == v and type(value) is type(v) for v in values):
+            raise ValueError(f"Input should be one of {', '.join(json.dumps(v) for v in values)}")
+        return value
+
+    return Annotated[Any, AfterValidator(check)]
 
 
 def label_text(value: LabelValue) -> str:

@@ -1,17 +1,28 @@
 """The typed DSPy signatures of TarGEN's four steps.
 
 Each docstring is the step's instruction (the text a teleprompter rewrites); the task's own words come
-in through input fields, so one instruction serves every task. `instance_signature` and
-`correction_signature` add the task's instance fields and its label set as typed fields.
+in through input fields, so one instruction serves every task. `seed_signature`, `instance_signature`
+and `correction_signature` add the task's seed parts, instance fields and label set as typed fields;
+`constrain` narrows the instance step's field types for one seed (the word a sentence must contain,
+the entities an answer is chosen from), which a JSON-schema grammar then enforces while decoding.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal, get_args
 
 import dspy
+import pydantic
+from pydantic_core import core_schema
 
-from targen_dspy.signatures.spec import FieldSpec, TaskSpec
+from targen_dspy.signatures.spec import FIELD_TYPES, FieldSpec, TaskSpec
+
+# Characters a constrained field may contain: no quote or backslash (the grammar writes no JSON escapes)
+# and no brackets (DSPy's JSON repair would read "[x]" inside a text as a list).
+TEXT_CHAR = r'[^"\\\[\]{}\x00-\x1f]'
+# A character that ends a word: the boundary `contains` puts around each piece.
+_BOUNDARY = r'[^"\\\[\]{}\x00-\x1fA-Za-z0-9]'
+GAP_CHARS = 60  # longest stretch of free text between the pieces of a `contains` field
 
 
 class ProposeContexts(dspy.Signature):
@@ -69,26 +80,156 @@ class CorrectLabel(dspy.Signature):
     )
 
 
-def _field_type(field: FieldSpec) -> type:
-    return Literal[field.choices] if field.choices else str  # type: ignore[return-value,valid-type]
+def seed_signature(spec: TaskSpec) -> type[dspy.Signature]:
+    """WriteSeeds; for a structured seed, each seed is an object of its parts.
+
+    A part's choices and pattern are in the schema (the grammar) only, and a missing part parses as
+    empty: the seed step drops a seed that breaks them, instead of failing the whole list when the
+    model's answer is cut off in its last seed."""
+    if spec.seed.parts is None:
+        return WriteSeeds
+    parts: dict[str, Any] = {}
+    for name, part in spec.seed.parts.items():
+        schema: dict[str, Any] = {}
+        if part.choices:
+            schema["enum"] = list(part.choices)
+        if part.pattern:
+            schema["pattern"] = anchored(part.pattern)
+        kind = FIELD_TYPES[part.type]
+        parts[name] = (
+            kind,
+            pydantic.Field(default_factory=kind, description=part.description, json_schema_extra=schema),
+        )
+    seed_type = pydantic.create_model(f"{spec.name.title().replace('_', '')}Seed", **parts)
+    return WriteSeeds.with_updated_fields("seeds", type_=list[seed_type])
+
+
+def at_most(signature: type[dspy.Signature], name: str, count: int) -> type[dspy.Signature]:
+    """`signature` with its list output `name` allowed at most `count` items by the JSON schema (the
+    grammar), so that a small model asked for two seeds does not write eight; parsing takes any number."""
+    item = get_args(signature.output_fields[name].annotation)[0]
+
+    def json_schema(cls: type, core: core_schema.CoreSchema, handler: pydantic.GetJsonSchemaHandler) -> Any:
+        return {**handler(core), "maxItems": count}
+
+    bounded = type(
+        "BoundedList",
+        (list,),
+        {
+            "__get_pydantic_core_schema__": classmethod(lambda cls, source, handler: handler(list[item])),
+            "__get_pydantic_json_schema__": classmethod(json_schema),
+        },
+    )
+    return signature.with_updated_fields(name, type_=bounded)
 
 
 def instance_signature(spec: TaskSpec) -> type[dspy.Signature]:
-    """WriteInstance with one typed output field per field the model writes for this task."""
+    """WriteInstance with one typed output field per field the model writes for this task; a structured
+    seed comes in as one input field per part instead of `seed`."""
     signature = WriteInstance
+    if spec.seed.parts is not None:
+        signature = signature.delete("seed")
+        for i, (name, part) in enumerate(spec.seed.parts.items()):
+            field = dspy.InputField(desc=part.description)
+            signature = signature.insert(2 + i, name, field, type_=part.python_type)
     for name, field in spec.written_fields.items():
-        signature = signature.append(name, dspy.OutputField(desc=field.description), type_=_field_type(field))
+        signature = signature.append(name, dspy.OutputField(desc=field.description), type_=field.python_type)
     return signature
 
 
+def constrain(signature: type[dspy.Signature], spec: TaskSpec, parts: dict[str, Any]) -> type[dspy.Signature]:
+    """`signature` (the instance step's, as tuned) with each constrained field's type narrowed for the
+    seed with these `parts`: a regular expression for `contains`/`pattern`, the items for `one_of`."""
+    for name, field in spec.written_fields.items():
+        if field.constrained:
+            signature = signature.with_updated_fields(name, type_=constrained_type(field, parts))
+    return signature
+
+
+def constrained_type(field: FieldSpec, parts: dict[str, Any]) -> Any:
+    def values(items: tuple[str, ...]) -> list[str]:
+        """Literal items as they are, `$part` as the part's text or each of its list's items."""
+        out = []
+        for item in items:
+            value = parts[item[1:]] if item.startswith("$") else item
+            out += value if isinstance(value, list) else [value]
+        return list(dict.fromkeys(out))
+
+    if field.one_of:
+        return Literal[tuple(values(field.one_of))]  # type: ignore[misc]
+    if field.contains:
+        pattern = contains_pattern(
+            [values((item,) if isinstance(item, str) else item) for item in field.contains]
+        )
+    else:
+        pattern = anchored(field.pattern or "")
+    return _text_matching(pattern)
+
+
+def _text_matching(pattern: str) -> type[str]:
+    """A text type whose JSON schema and validation carry `pattern`. (`Annotated[str, StringConstraints]`
+    would not do: pydantic moves the constraint into the field's metadata, and DSPy builds the output
+    schema and parses from the bare annotation.)"""
+
+    def schema(cls: type, source: Any, handler: pydantic.GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        return core_schema.str_schema(pattern=pattern)
+
+    return type("ConstrainedText", (str,), {"__get_pydantic_core_schema__": classmethod(schema)})
+
+
+def contains_pattern(pieces: list[list[str]]) -> str:
+    """A regular expression for a text that holds one of the alternatives of each piece, in order, as
+    whole words (as given, or with their first letter's case changed: "The trophy" at the start of a
+    sentence), with at most GAP_CHARS free characters around and between them.
+
+    Only regex syntax llama.cpp's schema-to-grammar converter understands (no lookarounds, no `(?:`)."""
+    gap = f"{TEXT_CHAR}{{0,{GAP_CHARS}}}"
+    words = [
+        "(" + "|".join(_literal(v) for a in piece for v in _first_letter_cases(a)) + ")" for piece in pieces
+    ]
+    return f"^({gap}{_BOUNDARY})?" + f"{_BOUNDARY}({gap}{_BOUNDARY})?".join(words) + f"({_BOUNDARY}{gap})?$"
+
+
+def anchored(pattern: str) -> str:
+    """A whole-text pattern in the `^...$` form llama.cpp's grammar converter requires."""
+    return f"^({pattern.removeprefix('^').removesuffix('$')})$"
+
+
+def _first_letter_cases(text: str) -> list[str]:
+    return list(dict.fromkeys([text, text[:1].upper() + text[1:], text[:1].lower() + text[1:]]))
+
+
+def _literal(text: str) -> str:
+    """`text` as a regular expression; punctuation as a one-character class, the one escape that reads
+    the same in Python, Rust (pydantic) and GBNF."""
+    return "".join(
+        char
+        if char.isalnum() or char == " "
+        else f"[\\x{ord(char):02x}]"
+        if ord(char) < 0x100
+        else f"[\\u{ord(char):04x}]"
+        for char in text
+    )
+
+
 def correction_signature(spec: TaskSpec) -> type[dspy.Signature]:
-    """CorrectLabel reading the instance's fields (before the proposed label) and answering with a label
-    from the task's label set."""
+    """CorrectLabel reading the instance's non-computed fields (before the proposed label) and answering
+    with a label from the task's label set."""
     signature = CorrectLabel
-    for name, field in spec.fields.items():
+    for name, field in spec.checked_fields.items():
         signature = signature.insert(
-            -2, name, dspy.InputField(desc=field.description), type_=_field_type(field)
+            -2, name, dspy.InputField(desc=field.description), type_=field.python_type
         )
     return signature.append(
         "corrected_label", dspy.OutputField(desc="The label the example deserves"), type_=spec.label_type
     )
+
+
+def step_signatures(spec: TaskSpec) -> dict[str, type[dspy.Signature]]:
+    """The signature of each step for this task, by step."""
+    return {
+        "contexts": ProposeContexts,
+        "seeds": seed_signature(spec),
+        "instance": instance_signature(spec),
+        "correction": correction_signature(spec),
+    }

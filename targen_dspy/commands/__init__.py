@@ -1,6 +1,14 @@
 """The `targen` subcommands. Each module has HELP, `add_arguments(parser)` and `run(args)`; adding a
 command is a new module plus one entry in COMMANDS."""
 
-from targen_dspy.commands import analyze, compile, export, generate, tasks
+from targen_dspy.commands import analyze, compile, export, generate, new_task, tasks, validate
 
-COMMANDS = {"tasks": tasks, "generate": generate, "compile": compile, "export": export, "analyze": analyze}
+COMMANDS = {
+    "tasks": tasks,
+    "new-task": new_task,
+    "validate": validate,
+    "generate": generate,
+    "compile": compile,
+    "export": export,
+    "analyze": analyze,
+}

@@ -1,13 +1,28 @@
-"""Step 2: instance seeds per context: the raw material instances are built around (not exemplars)."""
+"""Step 2: instance seeds per context: the raw material instances are built around (not exemplars).
+
+A plain seed is a text. A structured seed (a word and two of its senses, a pair of subjects) is written
+as an object, checked, and kept as canonical JSON text, so that the engine stores, deduplicates and
+plans it like any other seed.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from typing import Any
 
 import dspy
 
 from targen_dspy.program.distinct import collect_distinct
-from targen_dspy.signatures import TaskSpec, WriteSeeds
+from targen_dspy.signatures import TaskSpec
+from targen_dspy.signatures.steps import TEXT_CHAR, at_most, seed_signature
+
+_SPACE = re.compile(r"\s+")
+_WRITABLE = re.compile(f"{TEXT_CHAR}+")
+
+
+class UnusableSeed(ValueError):
+    """A structured seed no instance can be built on; the seed step drops it."""
 
 
 class SeedGenerator(dspy.Module):
@@ -15,14 +30,14 @@ class SeedGenerator(dspy.Module):
         super().__init__()
         self.spec = spec
         self.max_rounds = max_rounds
-        self.write = dspy.Predict(WriteSeeds)
+        self.write = dspy.Predict(seed_signature(spec))
 
     def forward(
         self, setting: str, count: int, known: Sequence[str] = (), sampling_seed: int = 0
     ) -> dspy.Prediction:
         """`count` new distinct seeds set in `setting`, none in `known` (fewer if the model runs dry)."""
         seeds = collect_distinct(
-            self.write,
+            self._write,
             "seeds",
             count,
             self.max_rounds,
@@ -33,3 +48,40 @@ class SeedGenerator(dspy.Module):
             setting=setting,
         )
         return dspy.Prediction(seeds=seeds)
+
+    def _write(self, count: int, **inputs: Any) -> dspy.Prediction:
+        """One answer of at most `count` seeds, each as the text the engine stores: a structured seed
+        checked (unusable ones dropped) and as canonical JSON."""
+        signature = at_most(self.write.signature, "seeds", count)
+        written = self.write(signature=signature, count=count, **inputs)
+        if self.spec.seed.parts is None:
+            return written
+        seeds = []
+        for item in written.seeds:
+            try:
+                seeds.append(self.spec.seed_text(self._usable(item.model_dump())))
+            except UnusableSeed:
+                continue  # the other seeds of the answer are still good
+        return dspy.Prediction(seeds=seeds)
+
+    def _usable(self, parts: dict[str, Any]) -> dict[str, Any]:
+        """A structured seed's parts with spacing normalised; raises UnusableSeed for one with an empty
+        part, one that breaks a part's choices or pattern (a model may ignore the schema), or one whose
+        parts cannot be written into the fields that must contain them."""
+        parts = {
+            name: _SPACE.sub(" ", value).strip() if isinstance(value, str) else value
+            for name, value in parts.items()
+        }
+        for name, part in (self.spec.seed.parts or {}).items():
+            value = parts[name]
+            if not value:
+                raise UnusableSeed(f"{name} is empty")
+            if part.choices and value not in part.choices:
+                raise UnusableSeed(f"{name} is not one of {part.choices}")
+            if part.pattern and not re.fullmatch(part.pattern, value):
+                raise UnusableSeed(f"{name} does not match {part.pattern!r}")
+        fields = self.spec.written_fields.values()
+        for name in {ref for field in fields if field.contains for ref in field.references()}:
+            if not _WRITABLE.fullmatch(parts[name]):
+                raise UnusableSeed(f"{name} has characters a field that must contain it cannot hold")
+        return parts

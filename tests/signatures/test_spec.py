@@ -59,7 +59,13 @@ def test_spec_hash_depends_on_content_only():
         (lambda d: d.update(surprise=1), "surprise"),
         (lambda d: d["seed"].update(field="nonexistent"), "seed.field"),
         (lambda d: d.update(examples=[{"premise": "p", "hypothesis": "h", "label": "maybe"}]), "maybe"),
-        (lambda d: d.update(postprocess="no.such.module:fn"), "go together"),
+        (lambda d: d.update(generate={"premise": "p", "summary": "s"}), "need `postprocess`"),
+        (
+            lambda d: d["fields"].update(length={"description": "n", "type": "integer", "computed": True}),
+            "computed fields ['length'] need `postprocess`",
+        ),
+        (lambda d: d["fields"].update(hypothesis={"description": "h", "pattern": "[a-z"}), "not a regular"),
+        (lambda d: d.update(examples=[{"premise": 1, "hypothesis": "h", "label": "entailment"}]), "premise"),
     ],
 )
 def test_malformed_spec_is_one_line_error(mutate, message):
@@ -69,6 +75,64 @@ def test_malformed_spec_is_one_line_error(mutate, message):
         parse_spec(data, source="my.yaml")
     text = str(err.value)
     assert message in text and "\n" not in text and text.startswith("my.yaml")
+
+
+@pytest.mark.parametrize(
+    ("task", "mutate", "message"),
+    [
+        ("wic", lambda d: d["fields"]["sentence1"].update(contains=["$nope"]), "not a seed part"),
+        ("wic", lambda d: d["fields"].update(sentence1={"description": "s", "one_of": ["$nope"]}), "$nope"),
+        (
+            "record",
+            lambda d: d["seed"]["parts"].update(person={"description": "p", "type": "texts"}),
+            "type text",
+        ),
+        ("wic", lambda d: d["fields"]["sentence1"].update(pattern="[a-z]+"), "use one of"),
+        ("wic", lambda d: d["seed"].update(field="word"), "seed.field is for a plain seed"),
+        (
+            "wic",
+            lambda d: d["seed"]["parts"].update(sense1={"description": "s", "computed": True}),
+            "seed part 'sense1' must be text or texts",
+        ),
+        ("wic", lambda d: d["seed"]["parts"].update(word={"description": "w", "type": "texts"}), "same type"),
+        ("wic", lambda d: d["examples"][0].update(start1="23"), "start1"),
+        (
+            "wsc",
+            lambda d: d["fields"].update(span1_text={"description": "s", "contains": ["x"]}),
+            "free text",
+        ),
+        ("record", lambda d: d["generate"]["answer"].update(computed=True), "not the `generate`"),
+        ("copa", lambda d: d.update(examples=[{**d["examples"][0], "label": True}]), "got True"),
+    ],
+)
+def test_malformed_structured_spec_is_one_line_error(task, mutate, message):
+    data = copy.deepcopy(_raw(task))
+    mutate(data)
+    with pytest.raises(SpecError) as err:
+        parse_spec(data, source="my.yaml")
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_structured_seed_fields_and_computed_fields(wic):
+    assert wic.seed_fields == ["word"]
+    assert list(wic.written_fields) == ["sentence1", "sentence2"]
+    assert list(wic.checked_fields) == ["word", "sentence1", "sentence2"]  # offsets are not judged
+    assert wic.fields["start1"].python_type is int
+    seed = wic.seed_text({"sense2": "b", "word": "bank", "sense1": "a"})
+    assert seed == '{"word": "bank", "sense1": "a", "sense2": "b"}'  # spec order: equal seeds, equal text
+    assert wic.seed_parts(seed) == {"word": "bank", "sense1": "a", "sense2": "b"}
+    with pytest.raises(SpecError, match="not a wic seed"):
+        wic.seed_parts("bank")
+
+
+def test_validate_example_is_strict_about_types(wic, copa):
+    row = {**wic.examples[0], "idx": 7}  # extra columns are ignored
+    wic.validate_example(row)
+    for bad in ({"label": 1}, {"start1": 23.0}, {"word": None}):
+        with pytest.raises(SpecError):
+            wic.validate_example({**row, **bad})
+    with pytest.raises(SpecError, match="question"):
+        copa.validate_example({**copa.examples[0], "question": "why"})
 
 
 def test_missing_postprocess_function_fails_at_load():

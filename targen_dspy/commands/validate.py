@@ -1,0 +1,51 @@
+"""`targen validate`: check a task spec and show the typed signatures of the four steps it yields."""
+
+from __future__ import annotations
+
+import argparse
+import textwrap
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from targen_dspy.signatures import TaskSpec
+
+HELP = "check a task spec and print the signatures it yields"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", help="path to a spec .yaml (or a catalogue name)")
+
+
+def run(args: argparse.Namespace) -> None:
+    from dspy.adapters.utils import get_annotation_name
+
+    from targen_dspy.signatures import load_task, step_signatures
+    from targen_dspy.signatures.spec import label_text
+
+    spec = load_task(args.spec)
+    labels = ", ".join(label_text(value) for value in spec.label_values)
+    print(f"{spec.name}: valid, {len(spec.fields)} fields, labels {labels}")
+    if "TODO" in spec.model_dump_json():
+        print("note: the spec still has TODO placeholders")
+    for step, signature in step_signatures(spec).items():
+        print(f"\n[{step}]\n{textwrap.indent(textwrap.dedent(signature.instructions).strip(), '  ')}")
+        for direction, fields in (("in ", signature.input_fields), ("out", signature.output_fields)):
+            for name, field in fields.items():
+                desc = field.json_schema_extra.get("desc", "")
+                constraint = _constraint(spec, name) if step == "instance" and direction == "out" else ""
+                print(f"  {direction} {name}: {get_annotation_name(field.annotation)}{constraint} - {desc}")
+        if step == "seeds" and spec.seed.parts:
+            for name, part in spec.seed.parts.items():
+                pattern = f" matching {part.pattern}" if part.pattern else ""
+                print(f"      {name}: {get_annotation_name(part.python_type)}{pattern} - {part.description}")
+
+
+def _constraint(spec: TaskSpec, name: str) -> str:
+    """How the instance step narrows a field for each seed (see `signatures.steps.constrain`)."""
+    field = spec.written_fields[name]
+    if field.contains:
+        pieces = (item if isinstance(item, str) else " or ".join(item) for item in field.contains)
+        return f" containing {', then '.join(pieces)}"
+    if field.one_of:
+        return f" one of {', '.join(field.one_of)}"
+    return f" matching {field.pattern}" if field.pattern else ""
