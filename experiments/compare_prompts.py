@@ -7,7 +7,8 @@ real data: one downstream classifier per training set, all tested on the task's 
 
 Steps, in experiments/results/TASK-MODEL/nN-goldG/:
 1. gold: --gold examples drawn from the real *train* split (never val); compile the TarGEN program from
-   them (`optimizers.compile_program`, bootstrap) into program.json, unless it is already there.
+   them (`optimizers.compile_program`, bootstrap) into ../program-goldG-seedS.json, unless it is already
+   there: every n on the same task and model shares it.
 2. generate: one run directory per method under runs/. Every TarGEN run gets the same contexts and seeds:
    the first run's materials.json is kept beside the runs and copied into every other TarGEN run
    directory before it starts (the engine reuses an existing materials.json with enough seeds).
@@ -17,7 +18,7 @@ Steps, in experiments/results/TASK-MODEL/nN-goldG/:
 4. write table.md, results.json, accuracy.png, labels.png, diversity.png, and the summary of every
    experiment so far, experiments/results/compare_prompts.md.
 
-Rerunning the same command resumes: program.json and finished runs are reused, unfinished runs resume,
+Rerunning the same command resumes: the compiled program and finished runs are reused, unfinished runs resume,
 and timings.json adds up the wall time of every invocation.
 """
 
@@ -29,6 +30,7 @@ import json
 import random
 import re
 import shutil
+import signal
 import sys
 import time
 from collections import Counter
@@ -50,6 +52,7 @@ METHODS = (
     *(SELF_REFERENCE + s for s in ("random", "contrastive", "similar", "tree")),
 )
 REAL = "real-train"
+BEFORE = ", labels before self-correction"
 
 
 @dataclass(frozen=True)
@@ -87,8 +90,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help="real splits (../shared/data)")
     parser.add_argument("--real-cap", type=int, default=2000, help="real train examples for the baseline")
     parser.add_argument("--rounds", type=int, default=10, help="bootstrap rounds of each accuracy interval")
+    parser.add_argument(
+        "--seeds-per-context",
+        type=int,
+        default=4,
+        help="TarGEN seeds asked for per context (more when a small model repeats its contexts)",
+    )
     parser.add_argument("--workers", type=int, default=1, help="instances made in parallel (remote models)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--judge-only",
+        action="store_true",
+        help="no model calls: judge the runs as they are on disk (an interrupted run at its size so far)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
@@ -111,8 +125,8 @@ def check_args(args: argparse.Namespace) -> str | None:
         return f"--n must be at least 2 (one instance per label), got {args.n}"
     if args.gold < 4:
         return f"--gold must be at least 4 (compile holds some out), got {args.gold}"
-    if args.real_cap < 2 or args.rounds < 2 or args.workers < 1:
-        return "--real-cap and --rounds must be at least 2, --workers at least 1"
+    if args.real_cap < 2 or args.rounds < 2 or args.workers < 1 or args.seeds_per_context < 1:
+        return "--real-cap and --rounds must be at least 2, --workers and --seeds-per-context at least 1"
     return None
 
 
@@ -251,12 +265,12 @@ def timed(experiment: Path, step: str) -> Iterator[None]:
 
 
 def compiled_program(spec, gold: list[dict], gold_rows: list[int], experiment: Path, lm, args) -> tuple:
-    """The compiled program and its held-out scores, from program.json when it was compiled from this gold."""
+    """The compiled program and its held-out scores, read back when it was compiled from this gold."""
     from targen_dspy.optimizers import CompileSettings, compile_program, load_compiled, save_compiled
     from targen_dspy.optimizers.program_file import RECORD_KEY
     from targen_dspy.program import TarGEN
 
-    path = experiment / "program.json"
+    path = _program_path(experiment, args)
     if path.exists():
         record = json.loads(path.read_text(encoding="utf-8"))[RECORD_KEY]
         if record.get("gold_rows") == gold_rows:
@@ -275,6 +289,24 @@ def compiled_program(spec, gold: list[dict], gold_rows: list[int], experiment: P
     return compiled, scores
 
 
+def _program_path(experiment: Path, args: argparse.Namespace) -> Path:
+    return experiment.parent / f"program-gold{args.gold}-seed{args.seed}.json"
+
+
+def on_disk(run_dir: Path) -> dict[str, Any]:
+    """What a run holds so far, for --judge-only (stats.json is written only when a run finishes)."""
+    records = _records(run_dir / "data.jsonl")
+    failed = run_dir / "failed.jsonl"
+    stats = run_dir / "stats.json"
+    stopped = json.loads(stats.read_text(encoding="utf-8")).get("stopped") if stats.exists() else None
+    return {
+        "instances": len(records),
+        "relabeled": sum(r["relabeled"] for r in records if "relabeled" in r),
+        "failed": len(failed.read_text(encoding="utf-8").splitlines()) if failed.exists() else 0,
+        "stopped": stopped if stats.exists() else "interrupted: judged at its size so far",
+    }
+
+
 def generate_targen(program, name: str, experiment: Path, args) -> dict[str, Any]:
     from targen_dspy.engine.rundir import RunDirectory
     from targen_dspy.engine.runner import RunSettings, run
@@ -289,7 +321,7 @@ def generate_targen(program, name: str, experiment: Path, args) -> dict[str, Any
         stats = run(
             program,
             run_dir,
-            RunSettings(n=args.n, workers=args.workers),
+            RunSettings(n=args.n, seeds_per_context=args.seeds_per_context, workers=args.workers),
             _models(args),
             progress=not args.quiet,
         )
@@ -365,13 +397,13 @@ def judge(
         labels = {label_name(label_key(v)): counts[name].get(label_key(v), 0) for v in spec.label_values}
         if len(counts[name]) < 2:
             note = "one label only: not judged" if records else "no instances"
-            rows.append(SetRow(name, len(records), labels, note=note))
+            rows.append(SetRow(name, len(records), labels, corrector=correctors.get(name), note=note))
             continue
         print(f"judging {name}: {len(records)} training examples", flush=True)
         result = downstream(spec, records, test, encoder, experiment.parent / "downstream.json", args)
         sample = random.Random(args.seed).sample(records, size)
         analysis = analyse(Dataset(name, path, sample), None, encoder, spec=spec, progress=not args.quiet)
-        write_report(analysis, experiment / "analysis" / name)
+        write_report(analysis, experiment / "analysis" / model_slug(name))
         figures = analysis.sets[0]
         analyses[name] = figures
         rows.append(
@@ -468,6 +500,12 @@ def _experiment_dir(args: argparse.Namespace) -> Path:
     return args.out / f"{args.task}-{model_slug(args.model)}" / f"n{args.n}-gold{args.gold}"
 
 
+def _records(data: Path) -> list[dict]:
+    from targen_dspy.analysis.records import read_jsonl
+
+    return read_jsonl(data) if data.exists() and data.stat().st_size else []
+
+
 def _load_split(spec, path: Path) -> list[dict]:
     from targen_dspy.optimizers import load_gold
 
@@ -476,13 +514,15 @@ def _load_split(spec, path: Path) -> list[dict]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
+    # `kill` stops a background run like Ctrl-C does: the engine's and timed()'s cleanup still runs
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     import dspy
 
     from targen_dspy.analysis.embeddings import load_encoder
-    from targen_dspy.analysis.records import read_jsonl
     from targen_dspy.backends import adapter_for, build_lm
     from targen_dspy.errors import TargenError
+    from targen_dspy.optimizers.program_file import RECORD_KEY
     from targen_dspy.program import TarGEN
     from targen_dspy.signatures import load_task
 
@@ -507,15 +547,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     with dspy.context(adapter=adapter_for(args.model)):
         for method in args.methods:
             try:
-                if method.startswith("targen"):
+                if args.judge_only:
+                    generation[method] = on_disk(experiment / "runs" / method)
+                elif method.startswith("targen"):
                     if scores is None:  # compiled once, also when only the hand-written run is asked for
                         compiled, scores = compiled_program(
                             spec, [train[i] for i in gold_rows], gold_rows, experiment, lm, args
                         )
-                        correctors = {
-                            "targen-hand": scores["correction_accuracy"]["hand_written"],
-                            "targen-compiled": scores["correction_accuracy"]["compiled"],
-                        }
                     program = compiled if method == "targen-compiled" else TarGEN(spec)
                     program.set_lm(lm)
                     generation[method] = generate_targen(program, method, experiment, args)
@@ -526,8 +564,25 @@ def main(argv: Sequence[str] | None = None) -> None:
                 generation[method] = {"instances": 0, "failed": "-", "stopped": str(exc)}
                 continue
             data = experiment / "runs" / method / "data.jsonl"
-            sets[method] = (data, read_jsonl(data) if data.exists() and data.stat().st_size else [])
+            sets[method] = (data, _records(data))
+    ordered: dict[str, tuple[Path, list[dict]]] = {}
+    for method in [m for m in METHODS if m in sets]:  # table order, not run order
+        ordered[method] = data, records = sets[method]
+        if method.startswith("targen"):
+            # The labels the generator was asked for, before self-correction: the ablation, and the only
+            # trainable set when a weak corrector maps everything to one label.
+            before = [{**r, spec.label_field: r["constrained_label"]} for r in records]
+            ordered[method + BEFORE] = (data, before)
+    sets = ordered
     sets[REAL] = (train_path, [train[i] for i in real_rows])
+    if args.judge_only and _program_path(experiment, args).exists():
+        record = json.loads(_program_path(experiment, args).read_text(encoding="utf-8"))
+        scores = record[RECORD_KEY]["scores"]
+    if scores:
+        correctors = {
+            "targen-hand": scores["correction_accuracy"]["hand_written"],
+            "targen-compiled": scores["correction_accuracy"]["compiled"],
+        }
 
     with timed(experiment, "judge"):
         rows, analyses = judge(spec, sets, test, correctors, encoder, experiment, args)
