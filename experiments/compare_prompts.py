@@ -38,7 +38,15 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the package is imported where it is used: --help and the tests stay fast
+    import dspy
+
+    from targen_dspy.analysis.downstream import DownstreamResult
+    from targen_dspy.analysis.embeddings import Encoder
+    from targen_dspy.program import TarGEN
+    from targen_dspy.signatures import TaskSpec
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "experiments" / "results"
@@ -264,7 +272,14 @@ def timed(experiment: Path, step: str) -> Iterator[None]:
         path.write_text(json.dumps(timings, indent=2), encoding="utf-8")
 
 
-def compiled_program(spec, gold: list[dict], gold_rows: list[int], experiment: Path, lm, args) -> tuple:
+def compiled_program(
+    spec: TaskSpec,
+    gold: list[dict],
+    gold_rows: list[int],
+    experiment: Path,
+    lm: dspy.LM,
+    args: argparse.Namespace,
+) -> tuple[TarGEN, dict[str, Any]]:
     """The compiled program and its held-out scores, read back when it was compiled from this gold."""
     from targen_dspy.optimizers import CompileSettings, compile_program, load_compiled, save_compiled
     from targen_dspy.optimizers.program_file import RECORD_KEY
@@ -307,7 +322,7 @@ def on_disk(run_dir: Path) -> dict[str, Any]:
     }
 
 
-def generate_targen(program, name: str, experiment: Path, args) -> dict[str, Any]:
+def generate_targen(program: TarGEN, name: str, experiment: Path, args: argparse.Namespace) -> dict[str, Any]:
     from targen_dspy.engine.rundir import RunDirectory
     from targen_dspy.engine.runner import RunSettings, run
 
@@ -330,7 +345,9 @@ def generate_targen(program, name: str, experiment: Path, args) -> dict[str, Any
     return {"instances": stats["instances"], "relabeled": stats["relabeled"], "failed": stats["failed_slots"]}
 
 
-def generate_self_reference(spec, name: str, experiment: Path, lm, encoder, args) -> dict[str, Any]:
+def generate_self_reference(
+    spec: TaskSpec, name: str, experiment: Path, lm: dspy.LM, encoder: Encoder, args: argparse.Namespace
+) -> dict[str, Any]:
     from targen_dspy.engine.rounds import RoundSettings, format_example, run_self_reference
     from targen_dspy.engine.rundir import RunDirectory
     from targen_dspy.program.self_reference import SelfReferenceGenerator
@@ -354,7 +371,14 @@ def _models(args: argparse.Namespace) -> dict[str, str]:
 # ---- judging ----
 
 
-def downstream(spec, records: list[dict], test: list[dict], encoder, cache: Path, args) -> Any:
+def downstream(
+    spec: TaskSpec,
+    records: list[dict],
+    test: list[dict],
+    encoder: Encoder,
+    cache: Path,
+    args: argparse.Namespace,
+) -> DownstreamResult:
     """`analysis.downstream.evaluate`, its results kept in `cache` by the content of train and test and the
     settings: a rerun, or another n on the same task and model (the real baseline), does not refit."""
     from targen_dspy.analysis.downstream import DownstreamResult, evaluate
@@ -374,11 +398,11 @@ def downstream(spec, records: list[dict], test: list[dict], encoder, cache: Path
 
 
 def judge(
-    spec,
+    spec: TaskSpec,
     sets: dict[str, tuple[Path, list[dict]]],
     test: list[dict],
     correctors: dict[str, float],
-    encoder,
+    encoder: Encoder,
     experiment: Path,
     args: argparse.Namespace,
 ) -> tuple[list[SetRow], dict[str, Any]]:
@@ -506,7 +530,7 @@ def _records(data: Path) -> list[dict]:
     return read_jsonl(data) if data.exists() and data.stat().st_size else []
 
 
-def _load_split(spec, path: Path) -> list[dict]:
+def _load_split(spec: TaskSpec, path: Path) -> list[dict]:
     from targen_dspy.optimizers import load_gold
 
     return load_gold(spec, path)  # checks fields and labels; keeps only the task's fields and label
