@@ -67,10 +67,10 @@ def correction_examples(spec: TaskSpec, rows: list[dict[str, Any]], seed: int = 
     for row in rows:
         true = row[spec.label_field]
         wrong = rng.choice([v for v in spec.label_values if v != true])
-        fields = {name: row[name] for name in spec.fields}
+        fields = {name: row[name] for name in spec.checked_fields}
         for proposed in (true, wrong):
             example = dspy.Example(**fields, proposed_label=proposed, corrected_label=true)
-            examples.append(example.with_inputs(*spec.fields, "proposed_label"))
+            examples.append(example.with_inputs(*spec.checked_fields, "proposed_label"))
     return examples
 
 

@@ -58,7 +58,8 @@ class Layout:
         return (*self.texts, *self.choices, *((self.condition,) if self.condition else ()))
 
 
-# SuperGLUE's field names (see ../shared/data/SOURCES.md). WiC's target word is left out: both sentences hold it.
+# SuperGLUE's field names (see ../shared/data/SOURCES.md).
+# WiC's target word is left out: both sentences hold it.
 LAYOUTS = {
     "rte": Layout(texts=("premise", "hypothesis")),
     "cb": Layout(texts=("premise", "hypothesis")),

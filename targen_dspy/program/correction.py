@@ -19,7 +19,7 @@ def correction_demos(spec: TaskSpec) -> list[dspy.Example]:
     for i, example in enumerate(spec.examples):
         true = example[spec.label_field]
         proposed = values[(values.index(true) + i) % len(values)]
-        fields = {name: example[name] for name in spec.fields}
+        fields = {name: example[name] for name in spec.checked_fields}
         demos.append(dspy.Example(**fields, proposed_label=label_text(proposed), corrected_label=true))
     return demos
 
@@ -41,7 +41,7 @@ class SelfCorrector(dspy.Module):
             correction_guidelines=self.spec.correction,
             label_meanings=self.spec.label_meanings,
             proposed_label=label_text(proposed_label),
-            **{name: fields[name] for name in self.spec.fields},
+            **{name: fields[name] for name in self.spec.checked_fields},
             config={"temperature": 0.0, "seed": sampling_seed},
         )
         return dspy.Prediction(label=verdict.corrected_label, reasoning=verdict.reasoning)
