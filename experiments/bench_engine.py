@@ -37,6 +37,7 @@ CALLS_PER_INSTANCE = 2  # generation and self-correction
 CACHES = {
     "default": "memory + disk (DSPy's default)",
     "disk": "disk only",
+    "run": "one SQLite store, small buffers (`targen generate`)",
     "off": "off",
 }
 
@@ -65,9 +66,11 @@ instance ÷ (workers / (2 × latency)).
 ## Memory and writing: {memory_latency} ms per call, {memory_workers} workers
 
 Peak RSS = `ru_maxrss` of a fresh process per run. DSPy's response cache as DSPy sets it up by default,
-then with `dspy.configure_cache(enable_memory_cache=False)` (disk only), then with both tiers off, which
-leaves the engine's own memory. Append µs = median time of `JsonlAppender.append` (write, flush, fsync)
-over the first and the last 1,000 instances; the data file is opened once in append mode and keeps its
+then with `dspy.configure_cache(enable_memory_cache=False)` (disk only), then as `targen generate` sets it
+(`engine.cache.use_run_cache`: disk only, one SQLite file instead of 16 shards, and per connection a
+64-page cache and no memory map), then with both tiers off, which leaves the engine's own memory.
+Append µs = median time of `JsonlAppender.append` (write, flush, fsync) over the first and the last
+1,000 instances; the data file is opened once in append mode and keeps its
 inode to the end (it is never rewritten).
 
 {memory}
@@ -87,9 +90,13 @@ def _child(job: dict[str, Any]) -> dict[str, Any]:
         import dspy
 
         from targen_dspy.backends import build_lm
+        from targen_dspy.engine.cache import use_run_cache
 
-        if job.get("caches", "default") != "default":  # this script is the entry point: it may configure
-            dspy.configure_cache(enable_memory_cache=False, enable_disk_cache=job["caches"] == "disk")
+        caches = job.get("caches", "run")  # this script is the entry point: it may configure the cache
+        if caches == "run":
+            use_run_cache()
+        elif caches != "default":
+            dspy.configure_cache(enable_memory_cache=False, enable_disk_cache=caches == "disk")
         lm = build_lm(MODEL, api_base=job["api_base"])
         with dspy.context(adapter=dspy.JSONAdapter()):
             measure = _bare_loop if job["kind"] == "bare" else _targen_run

@@ -88,14 +88,32 @@ def teleprompter(
     )
 
 
-def _run_teleprompter(optimizer, student: dspy.Module, trainset: list[dspy.Example]) -> dspy.Module:
-    """Teleprompters reset their students' models, so the student's model is made the context's."""
-    lm = student.predictors()[0].lm
+def _tune(
+    step: dspy.Module,
+    trainset: list[dspy.Example],
+    metric: Any,
+    settings: CompileSettings,
+    *,
+    labeled_demos: bool,
+    reflection_lm: dspy.LM | None,
+    log_dir: str | None,
+) -> dspy.Module:
+    """A tuned copy of one step. Teleprompters reset their students' models, so the step's model is
+    made the context's while it is tuned and set on the result."""
+    lm = step.predictors()[0].lm
+    optimizer = teleprompter(
+        settings,
+        metric,
+        labeled_demos=labeled_demos,
+        reflection_lm=reflection_lm,
+        task_lm=lm,
+        log_dir=log_dir,
+    )
     with dspy.context(lm=lm):
         if isinstance(optimizer, dspy.BootstrapFewShot):
-            tuned = optimizer.compile(student, trainset=trainset)
+            tuned = optimizer.compile(step.deepcopy(), trainset=trainset)
         else:
-            tuned = optimizer.compile(student, trainset=trainset, valset=trainset)
+            tuned = optimizer.compile(step.deepcopy(), trainset=trainset, valset=trainset)
     tuned.set_lm(lm)
     # DSPy hides compiled sub-modules from their parent's parameters (so from save/load); here the tuned
     # step is a part of the TarGEN program and must be saved with it.
@@ -148,29 +166,19 @@ def compile_program(
     logger.info("tuning self-correction on %d gold examples", len(split.train))
     correction_train = correction_examples(spec, split.train, settings.seed)
     correction_test = correction_examples(spec, split.held_out, settings.seed + 1)
-    optimizer = teleprompter(
-        settings,
-        correction_metric,
-        labeled_demos=True,
-        reflection_lm=reflection_lm,
-        task_lm=program.correct.check.lm,
-        log_dir=log_dir and f"{log_dir}/correction",
-    )
-    corrector = _run_teleprompter(optimizer, program.correct.deepcopy(), correction_train)
+    corrector = _tune(
+        program.correct, correction_train, correction_metric, settings,
+        labeled_demos=True, reflection_lm=reflection_lm, log_dir=log_dir and f"{log_dir}/correction",
+    )  # fmt: skip
 
     logger.info("tuning label-constrained generation on %d slots", settings.generation_slots)
     slots = tuning_slots(program, 2 * settings.generation_slots, settings.seed)
     generation_train, generation_test = slots[: settings.generation_slots], slots[settings.generation_slots :]
     metric = generation_metric(spec, judge or corrector, gold_texts(spec, gold))
-    optimizer = teleprompter(
-        settings,
-        metric,
-        labeled_demos=False,
-        reflection_lm=reflection_lm,
-        task_lm=program.generate.write.lm,
-        log_dir=log_dir and f"{log_dir}/generation",
-    )
-    generator = _run_teleprompter(optimizer, program.generate.deepcopy(), generation_train)
+    generator = _tune(
+        program.generate, generation_train, metric, settings,
+        labeled_demos=False, reflection_lm=reflection_lm, log_dir=log_dir and f"{log_dir}/generation",
+    )  # fmt: skip
 
     compiled = program.deepcopy()
     compiled.correct, compiled.generate = corrector, generator

@@ -23,16 +23,14 @@ def correction_metric(
 ) -> float | bool | dspy.Prediction:
     """Self-correction: did the corrector return the true label, whether the proposed one was right or not?"""
     right = pred.label == example.corrected_label
-    if pred_name is not None:
-        kind = "kept a right" if example.proposed_label == example.corrected_label else "fixed a wrong"
-        feedback = (
-            f"Correct: {kind} proposed label."
-            if right
-            else f"Wrong: answered {pred.label!r}; the true label is {example.corrected_label!r} "
-            f"(proposed {example.proposed_label!r}). Re-read the label meanings."
-        )
-        return dspy.Prediction(score=float(right), feedback=feedback)
-    return right if trace is not None else float(right)
+    kind = "kept a right" if example.proposed_label == example.corrected_label else "fixed a wrong"
+    feedback = (
+        f"Correct: {kind} proposed label."
+        if right
+        else f"Wrong: answered {pred.label!r}; the true label is {example.corrected_label!r} "
+        f"(proposed {example.proposed_label!r}). Re-read the label meanings."
+    )
+    return _result(float(right), feedback, trace, pred_name)
 
 
 def generation_metric(spec: TaskSpec, judge: SelfCorrector, gold_texts: set[str]) -> Callable[..., Any]:
@@ -61,12 +59,15 @@ def generation_metric(spec: TaskSpec, judge: SelfCorrector, gold_texts: set[str]
                     f"an independent judge labels it {verdict.label!r}, not {example.label!r} "
                     f"({verdict.reasoning})"
                 )
-        score = 0.0 if problems else 1.0
-        if pred_name is not None:
-            feedback = (
-                "Good: the judge agrees with the target label." if not problems else "; ".join(problems)
-            )
-            return dspy.Prediction(score=score, feedback=feedback)
-        return score >= 1.0 if trace is not None else score
+        feedback = "; ".join(problems) or "Good: the judge agrees with the target label."
+        return _result(0.0 if problems else 1.0, feedback, trace, pred_name)
 
     return metric
+
+
+def _result(score: float, feedback: str, trace: Any, pred_name: str | None) -> float | bool | dspy.Prediction:
+    """A metric's answer in the form its caller wants: GEPA (`pred_name` set) the score with feedback,
+    bootstrapping (`trace` set) pass/fail, evaluation the score."""
+    if pred_name is not None:
+        return dspy.Prediction(score=score, feedback=feedback)
+    return score >= 1.0 if trace is not None else score

@@ -12,6 +12,7 @@ from dspy.utils.saving import get_dependency_versions
 
 from targen_dspy.errors import SpecError
 from targen_dspy.program import TarGEN
+from targen_dspy.program.options import GenerationOptions
 from targen_dspy.signatures import TaskSpec
 
 RECORD_KEY = "targen"
@@ -27,8 +28,9 @@ def save_compiled(program: TarGEN, path: Path, record: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def load_compiled(spec: TaskSpec, path: Path) -> TarGEN:
-    """A TarGEN program for `spec` with the compiled instructions and demos of `path`."""
+def load_compiled(spec: TaskSpec, path: Path, options: GenerationOptions | None = None) -> TarGEN:
+    """A TarGEN program for `spec` with the compiled instructions and demos of `path`. Optional steps
+    switched on by `options` that were not compiled keep their hand-written prompts."""
     try:
         state = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -45,6 +47,8 @@ def load_compiled(spec: TaskSpec, path: Path) -> TarGEN:
             f"--program {path} was compiled for task {record.get('task')!r} with another spec "
             f"(hash {record.get('spec_hash')}, this one {spec.hash}); compile it again for this spec"
         )
-    program = TarGEN(spec)
-    program.load_state({name: state[name] for name, _ in program.named_predictors()})
+    program = TarGEN(spec, options)
+    for name, predictor in program.named_predictors():
+        if name in state:
+            predictor.load_state(state[name])
     return program

@@ -33,7 +33,7 @@ def example_model(spec: TaskSpec, example: dict[str, Any]) -> type:
     fields: dict[str, Any] = {}
     for name, value in example.items():
         if name == spec.label_field:
-            fields[name] = (spec.label_type, ...)
+            fields[name] = (spec.label_annotation, ...)
         elif name in spec.fields and spec.fields[name].choices:
             fields[name] = (Literal[spec.fields[name].choices], ...)  # type: ignore[valid-type]
         elif isinstance(value, bool | int | float | str):
@@ -45,8 +45,14 @@ def example_model(spec: TaskSpec, example: dict[str, Any]) -> type:
     return create_model(f"{spec.name.capitalize()}Example", **fields)
 
 
-def self_reference_signature(spec: TaskSpec, example: dict[str, Any]) -> type[dspy.Signature]:
+def self_reference_signature(
+    spec: TaskSpec, example: dict[str, Any], topics: bool = False
+) -> type[dspy.Signature]:
+    """WriteLikeReferences with the examples typed like the format example; with `topics`, each call
+    also gets a topic its examples are about."""
+    signature = WriteLikeReferences
+    if topics:
+        topic = dspy.InputField(desc="The setting every new example is about")
+        signature = signature.insert(3, "topic", topic, type_=str)
     model = example_model(spec, example)
-    return WriteLikeReferences.append(
-        "examples", dspy.OutputField(desc="The new examples"), type_=list[model]
-    )
+    return signature.append("examples", dspy.OutputField(desc="The new examples"), type_=list[model])

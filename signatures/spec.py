@@ -52,8 +52,24 @@ RESERVED_NAMES = frozenset(
         "context",
         "constrained_label",
         "relabeled",
+        "attributes",
+        "constraints",
+        "example",
+        "critique",
+        "flawed",
+        "before_reflection",
+        "critiques",
+        "before_harder",
+        "label_description",
+        "solution_code",
+        "verified_answer",
+        "relabeled_by_code",
+        "passages",
+        "grounding",
     }
 )
+# Spec keys added after specs were first hashed: hashed only when set (see TaskSpec.hash).
+OPTIONAL_KEYS = ("attributes", "constraints", "label_type", "label_description", "rationale_field")
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 _REFERENCE = re.compile(r"^\$([a-z][a-z0-9_]*)$")
 
@@ -73,6 +89,9 @@ class Span(TypedDict):
 
 FieldType = Literal["text", "integer", "texts", "spans"]
 FIELD_TYPES: dict[str, Any] = {"text": str, "integer": int, "texts": list[str], "spans": list[Span]}
+# The types of an open label (one the model writes, not chosen from a set): a number is an int or a float.
+OpenLabelType = Literal["integer", "number", "text"]
+OPEN_LABEL_TYPES: dict[str, Any] = {"integer": int, "number": float, "text": str}
 
 
 class _Frozen(BaseModel):
@@ -160,7 +179,22 @@ class TaskSpec(_Frozen):
     description: str = Field(min_length=1, description="What the task is, for someone who has never seen it.")
     fields: dict[str, FieldSpec] = Field(min_length=1, description="The instance's fields, in order.")
     label_field: str = Field(default="label", pattern=NAME_PATTERN.pattern)
-    labels: tuple[LabelSpec, ...] = Field(min_length=2)
+    labels: tuple[LabelSpec, ...] = Field(
+        default=(), description="The closed label set; leave it out for an open label (`label_type`)."
+    )
+    label_type: OpenLabelType | None = Field(
+        default=None,
+        description="An open label's type, for a label that is not one of a few values (a math answer): "
+        "no label is fixed in advance, the instance step writes it and the self-corrector derives it again.",
+    )
+    label_description: str | None = Field(
+        default=None, min_length=1, description="What an open label is and how it is written."
+    )
+    rationale_field: str | None = Field(
+        default=None,
+        description="The field that works an open label out (a math solution): the self-corrector and code "
+        "verification do not see it, so that they derive the label on their own.",
+    )
     context: str = Field(min_length=1, description="What a context (setting, domain) is for this task.")
     seed: SeedSpec
     correction: str = Field(min_length=1, description="How to check an instance's label.")
@@ -176,6 +210,14 @@ class TaskSpec(_Frozen):
     examples: tuple[dict[str, Any], ...] = Field(
         default=(), description="Optional labeled validation examples."
     )
+    attributes: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict,
+        description="Properties to vary (topic, length, style...), each with its values: instances are "
+        "spread evenly over their combinations, for every label alike.",
+    )
+    constraints: tuple[str, ...] = Field(
+        default=(), description="Free-text rules every generation step must follow."
+    )
 
     _fields_shorthand = field_validator("fields", "generate", mode="before")(_fields_from_yaml)
 
@@ -186,6 +228,20 @@ class TaskSpec(_Frozen):
                 raise ValueError(f"field name {name!r} must be lower_snake_case")
             if name in RESERVED_NAMES or name == self.label_field:
                 raise ValueError(f"field name {name!r} is reserved; rename it")
+        if self.label_type is not None:
+            if self.labels or not self.label_description:
+                raise ValueError("an open label (label_type) needs label_description and no `labels` list")
+        elif len(self.labels) < 2:
+            raise ValueError("labels: give at least 2 labels, or an open label with label_type")
+        elif self.label_description is not None or self.rationale_field is not None:
+            raise ValueError("label_description and rationale_field are for an open label (label_type)")
+        rationale = self.rationale_field
+        if rationale is not None and not (
+            rationale in self.checked_fields
+            and rationale in self.written_fields
+            and self.fields[rationale].type == "text"
+        ):
+            raise ValueError(f"rationale_field {rationale!r} must be a text field the model writes")
         values = [label.value for label in self.labels]
         if len({json.dumps(v) for v in values}) != len(values):
             raise ValueError(f"label values must be unique, got {values}")
@@ -197,6 +253,7 @@ class TaskSpec(_Frozen):
             raise ValueError("`computed` marks instance fields, not the `generate` fields the model writes")
         self._check_seed()
         self._check_constraints()
+        self._check_attributes()
         for i, example in enumerate(self.examples):
             try:
                 self.validate_example(example)
@@ -243,6 +300,17 @@ class TaskSpec(_Frozen):
                 except re.error as exc:
                     raise ValueError(f"{name!r}: pattern is not a regular expression ({exc})") from None
 
+    def _check_attributes(self) -> None:
+        for name, values in self.attributes.items():
+            if not NAME_PATTERN.match(name):
+                raise ValueError(f"attribute name {name!r} must be lower_snake_case")
+            if not values or not all(value.strip() for value in values):
+                raise ValueError(f"attribute {name!r} needs at least one non-empty value")
+            if len(set(values)) != len(values):
+                raise ValueError(f"attribute {name!r} lists a value twice: {list(values)}")
+        if any(not rule.strip() for rule in self.constraints):
+            raise ValueError("constraints must not be empty")
+
     @property
     def generator_fields(self) -> dict[str, FieldSpec]:
         """What the label-constrained step produces: `generate`, or else the non-computed fields."""
@@ -268,11 +336,25 @@ class TaskSpec(_Frozen):
         return {name: field for name, field in self.fields.items() if not field.computed}
 
     @property
+    def open_label(self) -> bool:
+        """The label is written by the model (a number, a text), not chosen first from a closed set."""
+        return self.label_type is not None
+
+    @property
+    def correction_fields(self) -> dict[str, FieldSpec]:
+        """The fields the self-corrector reads: the checked ones, less an open label's rationale."""
+        return {name: field for name, field in self.checked_fields.items() if name != self.rationale_field}
+
+    @property
     def label_values(self) -> tuple[LabelValue, ...]:
+        """The closed label set; empty for an open label."""
         return tuple(label.value for label in self.labels)
 
     @property
-    def label_type(self) -> Any:
+    def label_annotation(self) -> Any:
+        """The label's Python type: one of the label values, or the open label's type."""
+        if self.label_type is not None:
+            return OPEN_LABEL_TYPES[self.label_type]
         return Literal[self.label_values]  # type: ignore[valid-type]
 
     def meaning(self, value: LabelValue) -> str:
@@ -307,7 +389,9 @@ class TaskSpec(_Frozen):
             name: _exactly(field.choices) if field.choices else FIELD_TYPES[field.type]
             for name, field in self.fields.items()
         }
-        columns[self.label_field] = _exactly(self.label_values)
+        columns[self.label_field] = (
+            _open_label(self.label_type) if self.label_type is not None else _exactly(self.label_values)
+        )
         row = TypedDict(f"{self.name}_example", columns)  # type: ignore[misc]
         row.__pydantic_config__ = ConfigDict(strict=True)  # type: ignore[attr-defined]
         return TypeAdapter(row)
@@ -325,8 +409,10 @@ class TaskSpec(_Frozen):
 
     @property
     def hash(self) -> str:
-        """Content hash: two specs with the same meaning have the same hash, whatever their file says."""
-        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
+        """Content hash: two specs with the same meaning have the same hash, whatever their file says.
+        Optional keys left empty are not hashed, so a spec written before they existed keeps its hash."""
+        unset = {name for name in OPTIONAL_KEYS if not getattr(self, name)}
+        return hashlib.sha256(self.model_dump_json(exclude=unset).encode()).hexdigest()[:16]
 
 
 def _exactly(values: tuple[LabelValue, ...]) -> Any:
@@ -338,6 +424,11 @@ def _exactly(values: tuple[LabelValue, ...]) -> Any:
         return value
 
     return Annotated[Any, AfterValidator(check)]
+
+
+def _open_label(label_type: str) -> Any:
+    """An open label's column: strictly its type, except that a number may be written as an integer."""
+    return int | float if label_type == "number" else OPEN_LABEL_TYPES[label_type]
 
 
 def label_text(value: LabelValue) -> str:

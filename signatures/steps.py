@@ -9,6 +9,7 @@ the entities an answer is chosen from), which a JSON-schema grammar then enforce
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal, get_args
 
 import dspy
@@ -64,6 +65,19 @@ class WriteInstance(dspy.Signature):
     target_label_meaning: str = dspy.InputField(desc="What an example must satisfy to have this label")
 
 
+class WriteAnsweredInstance(dspy.Signature):
+    """Build one example of the task around the seed, then give its correct label.
+
+    No label is chosen in advance: write natural, self-contained fields in the setting, then work out the
+    label from what you wrote, so that a careful reader who knows the task arrives at exactly this label.
+    Do not copy the seed into fields that should differ from it."""
+
+    task_description: str = dspy.InputField(desc="What the dataset is for")
+    setting: str = dspy.InputField(desc="The context the example is set in")
+    seed: str = dspy.InputField(desc="The raw material to build on")
+    label_description: str = dspy.InputField(desc="What the label is and how it is written")
+
+
 class CorrectLabel(dspy.Signature):
     """Check an example of the task and give the label it truly deserves.
 
@@ -78,6 +92,106 @@ class CorrectLabel(dspy.Signature):
     reasoning: str = dspy.OutputField(
         desc="One or two sentences: does the example satisfy the proposed label?"
     )
+
+
+class DeriveLabel(dspy.Signature):
+    """Check an example of the task by working out its label yourself, from scratch.
+
+    Read the example as an annotator who follows the guidelines literally. The proposed label comes from
+    the example's writer and may be wrong: derive the label from the example's fields alone, then give
+    the label you derived, whether or not it matches the proposed one."""
+
+    task_description: str = dspy.InputField(desc="What the dataset is for")
+    correction_guidelines: str = dspy.InputField(desc="How annotators decide the label")
+    label_description: str = dspy.InputField(desc="What the label is and how it is written")
+    proposed_label: str = dspy.InputField(desc="The label the writer gave")
+    reasoning: str = dspy.OutputField(desc="The short derivation of the label")
+
+
+class CritiqueInstance(dspy.Signature):
+    """Review an example of the task that was written to have the target label, and decide whether it
+    has a flaw.
+
+    A flaw is what a careful annotator would object to: the example does not satisfy the target label's
+    meaning, or fits another label's meaning as well; a field contradicts another, is not natural and
+    self-contained, or does not do what its description asks. Name the flaw precisely; do not invent one
+    in a sound example."""
+
+    task_description: str = dspy.InputField(desc="What the dataset is for")
+    label_meanings: dict[str, str] = dspy.InputField(desc="Each label and what it requires")
+    target_label: str = dspy.InputField(desc="The label the example must have")
+    critique: str = dspy.OutputField(desc="The flaw in one or two sentences, or that there is none")
+    flawed: bool = dspy.OutputField(desc="Whether the example has to be rewritten")
+
+
+class ReviseInstance(dspy.Signature):
+    """Rewrite the example so that the flaw the critique names is gone and its correct label is exactly
+    the target label.
+
+    Change only what the flaw requires: keep the setting and whatever is sound, and write each field as
+    its description asks."""
+
+    task_description: str = dspy.InputField(desc="What the dataset is for")
+    target_label: str = dspy.InputField(desc="The label the example must have")
+    target_label_meaning: str = dspy.InputField(desc="What an example must satisfy to have this label")
+    example: dict[str, Any] = dspy.InputField(desc="The example as it is now, field by field")
+    critique: str = dspy.InputField(desc="What is wrong with it")
+
+
+class HardenInstance(dspy.Signature):
+    """Rewrite the example so that it is harder to label, while its correct label stays exactly the
+    target label.
+
+    A careful reader must still assign the target label and no other, but only after reading closely:
+    make the decision subtler (a detail to infer rather than a restatement, wording that does not give
+    the answer away, a cue toward another label that does not hold up), not merely longer. Keep the
+    setting and write each field as its description asks."""
+
+    task_description: str = dspy.InputField(desc="What the dataset is for")
+    label_meanings: dict[str, str] = dspy.InputField(desc="Each label and what it requires")
+    target_label: str = dspy.InputField(desc="The label the example must keep")
+    target_label_meaning: str = dspy.InputField(desc="What an example must satisfy to have this label")
+    example: dict[str, Any] = dspy.InputField(desc="The example as it is now, field by field")
+
+
+class CritiqueAnsweredInstance(dspy.Signature):
+    """Review an example of the task and the label its writer gave it, and decide whether it has a flaw.
+
+    Work the label out yourself from the example first. A flaw is what a careful annotator would object
+    to: the given label is not the one the example leads to, the example cannot be answered from its
+    fields alone, a field contradicts another, is not natural and self-contained, or does not do what its
+    description asks. Name the flaw precisely; do not invent one in a sound example."""
+
+    task_description: str = dspy.InputField(desc="What the dataset is for")
+    label_description: str = dspy.InputField(desc="What the label is and how it is written")
+    proposed_label: str = dspy.InputField(desc="The label the writer gave")
+    critique: str = dspy.OutputField(desc="The flaw in one or two sentences, or that there is none")
+    flawed: bool = dspy.OutputField(desc="Whether the example has to be rewritten")
+
+
+class ReviseAnsweredInstance(dspy.Signature):
+    """Rewrite the example so that the flaw the critique names is gone, then work out its label again
+    from the fields you wrote.
+
+    Change only what the flaw requires: keep the setting and whatever is sound, and write each field as
+    its description asks."""
+
+    task_description: str = dspy.InputField(desc="What the dataset is for")
+    label_description: str = dspy.InputField(desc="What the label is and how it is written")
+    example: dict[str, Any] = dspy.InputField(desc="The example and its label as they are now")
+    critique: str = dspy.InputField(desc="What is wrong with it")
+
+
+class HardenAnsweredInstance(dspy.Signature):
+    """Rewrite the example so that it is harder, then work out its label again from the fields you wrote.
+
+    Harder means more careful work for the reader (one more step, a detail to infer, a quantity that is
+    easy to misread), not merely a longer text; the example must stay natural, self-contained and have
+    exactly one correct label. Keep the setting and write each field as its description asks."""
+
+    task_description: str = dspy.InputField(desc="What the dataset is for")
+    label_description: str = dspy.InputField(desc="What the label is and how it is written")
+    example: dict[str, Any] = dspy.InputField(desc="The example and its label as they are now")
 
 
 def seed_signature(spec: TaskSpec) -> type[dspy.Signature]:
@@ -125,8 +239,9 @@ def at_most(signature: type[dspy.Signature], name: str, count: int) -> type[dspy
 
 def instance_signature(spec: TaskSpec) -> type[dspy.Signature]:
     """WriteInstance with one typed output field per field the model writes for this task; a structured
-    seed comes in as one input field per part instead of `seed`."""
-    signature = WriteInstance
+    seed comes in as one input field per part instead of `seed`. For an open label, WriteAnsweredInstance,
+    which writes the label last, after the fields it is worked out from."""
+    signature = WriteAnsweredInstance if spec.open_label else WriteInstance
     if spec.seed.parts is not None:
         signature = signature.delete("seed")
         for i, (name, part) in enumerate(spec.seed.parts.items()):
@@ -134,6 +249,9 @@ def instance_signature(spec: TaskSpec) -> type[dspy.Signature]:
             signature = signature.insert(2 + i, name, field, type_=part.python_type)
     for name, field in spec.written_fields.items():
         signature = signature.append(name, dspy.OutputField(desc=field.description), type_=field.python_type)
+    if spec.open_label:
+        label = dspy.OutputField(desc=spec.label_description)
+        signature = signature.append(spec.label_field, label, type_=spec.label_annotation)
     return signature
 
 
@@ -214,15 +332,62 @@ def _literal(text: str) -> str:
 
 def correction_signature(spec: TaskSpec) -> type[dspy.Signature]:
     """CorrectLabel reading the instance's non-computed fields (before the proposed label) and answering
-    with a label from the task's label set."""
-    signature = CorrectLabel
+    with a label from the task's label set; for an open label, DeriveLabel, reading the same fields less
+    the label's rationale and answering with the open label's type."""
+    signature = DeriveLabel if spec.open_label else CorrectLabel
+    for name, field in spec.correction_fields.items():
+        signature = signature.insert(
+            -2, name, dspy.InputField(desc=field.description), type_=field.python_type
+        )
+    corrected = dspy.OutputField(desc="The label the example deserves")
+    return signature.append("corrected_label", corrected, type_=spec.label_annotation)
+
+
+def critique_signature(spec: TaskSpec) -> type[dspy.Signature]:
+    """CritiqueInstance reading the instance's non-computed fields (before the target label); for an open
+    label, CritiqueAnsweredInstance, which reads the label the model wrote."""
+    signature = CritiqueAnsweredInstance if spec.open_label else CritiqueInstance
     for name, field in spec.checked_fields.items():
         signature = signature.insert(
             -2, name, dspy.InputField(desc=field.description), type_=field.python_type
         )
-    return signature.append(
-        "corrected_label", dspy.OutputField(desc="The label the example deserves"), type_=spec.label_type
-    )
+    return signature
+
+
+def rewrite_signature(spec: TaskSpec, harder: bool) -> type[dspy.Signature]:
+    """A rewriting step, self-reflection's revision or the difficulty step, answering with the fields the
+    instance step writes, so that the seed's fields stay as they are and computed fields are computed
+    again. An open label is written again too, last (ReviseAnsweredInstance, HardenAnsweredInstance)."""
+    if spec.open_label:
+        signature = HardenAnsweredInstance if harder else ReviseAnsweredInstance
+    else:
+        signature = HardenInstance if harder else ReviseInstance
+    for name, field in spec.written_fields.items():
+        signature = signature.append(name, dspy.OutputField(desc=field.description), type_=field.python_type)
+    if spec.open_label:
+        label = dspy.OutputField(desc=spec.label_description)
+        signature = signature.append(spec.label_field, label, type_=spec.label_annotation)
+    return signature
+
+
+def with_options(
+    signature: type[dspy.Signature],
+    constraints: Sequence[str] = (),
+    attributes: Mapping[str, str] | None = None,
+) -> tuple[type[dspy.Signature], dict[str, Any]]:
+    """`signature` with the run's attribute values and constraints as typed inputs, and those inputs;
+    each only when there is one, so that a prompt without them is exactly the plain step's. Added at call
+    time, after the tuned instructions and demos, like `constrain`."""
+    inputs: dict[str, Any] = {}
+    if attributes:
+        field = dspy.InputField(desc="Properties the example must have: each attribute and its value")
+        signature = signature.append("attributes", field, type_=dict[str, str])
+        inputs["attributes"] = dict(attributes)
+    if constraints:
+        field = dspy.InputField(desc="Rules from the dataset's author that every output must follow")
+        signature = signature.append("constraints", field, type_=list[str])
+        inputs["constraints"] = list(constraints)
+    return signature, inputs
 
 
 def step_signatures(spec: TaskSpec) -> dict[str, type[dspy.Signature]]:

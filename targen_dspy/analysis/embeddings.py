@@ -23,6 +23,7 @@ MODEL_NAME = "all-MiniLM-L6-v2"
 DIMENSION = 384
 INSTALL_HINT = 'pip install -e ".[embeddings]"'
 _CHUNK = 256  # texts per progress-bar step
+MEMO_LIMIT = 100_000  # texts whose vectors are kept (about 150 MB); later ones are encoded each time
 
 
 class Encoder:
@@ -56,6 +57,8 @@ class Encoder:
     def embed(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         """A float32 array of shape (len(texts), DIMENSION), each row of unit length."""
         missing = list(dict.fromkeys(text for text in texts if text not in self._memo))
+        if not progress and len(missing) <= _CHUNK and len(self._memo) >= MEMO_LIMIT:
+            return self._embed_unmemoised(texts, missing)
         with tqdm(total=len(missing), desc="embedding", unit="text", disable=not progress) as bar:
             for start in range(0, len(missing), _CHUNK):
                 chunk = missing[start : start + _CHUNK]
@@ -67,6 +70,17 @@ class Encoder:
         if not texts:
             return np.zeros((0, DIMENSION), dtype=np.float32)
         return np.stack([self._memo[text] for text in texts])
+
+    def _embed_unmemoised(self, texts: Sequence[str], missing: list[str]) -> np.ndarray:
+        """`embed` once the memo is full (a long generation run's group checking): new texts are encoded
+        and not kept, so memory stays bounded however many instances stream through."""
+        vectors = self._model.encode(
+            missing, batch_size=self._batch_size, normalize_embeddings=True, convert_to_numpy=True
+        )
+        new = dict(zip(missing, vectors.astype(np.float32), strict=True))
+        if not texts:
+            return np.zeros((0, DIMENSION), dtype=np.float32)
+        return np.stack([self._memo[text] if text in self._memo else new[text] for text in texts])
 
 
 def load_encoder(device: str = "cpu") -> Encoder:

@@ -66,13 +66,12 @@ def cosine_histograms(analysis: Analysis, path: Path) -> Path:
             COSINE_EDGES[max(occupied[0] - 2, 0)], COSINE_EDGES[min(occupied[-1] + 3, len(COSINE_EDGES) - 1)]
         )
     threshold = analysis.sets[0].cosine.threshold
-    axes.axvline(
-        threshold, color="grey", linestyle="--", linewidth=1, label=f"near-duplicate ≥ {threshold:g}"
+    _finish_density(
+        axes,
+        (threshold, f"near-duplicate ≥ {threshold:g}"),
+        "cosine similarity of a pair of instances (all-MiniLM-L6-v2)",
+        "Semantic diversity: pairwise cosine",
     )
-    axes.set_xlabel("cosine similarity of a pair of instances (all-MiniLM-L6-v2)")
-    axes.set_ylabel("density")
-    axes.set_title("Semantic diversity: pairwise cosine")
-    axes.legend(fontsize=8)
     return _save(figure, path)
 
 
@@ -92,13 +91,21 @@ def pvi_histograms(analysis: Analysis, path: Path) -> Path:
             clipped, bins=edges, density=True, histtype="stepfilled", alpha=0.35, color=colour, label=label
         )
         axes.hist(clipped, bins=edges, density=True, histtype="step", color=colour)
-    axes.axvline(0, color="grey", linestyle="--", linewidth=1)
     clipped_note = f", values below {_PVI_FLOOR} shown at {_PVI_FLOOR}" if values.min() < _PVI_FLOOR else ""
-    axes.set_xlabel(f"PVI (bits){clipped_note}")
-    axes.set_ylabel("density")
-    axes.set_title("Difficulty: pointwise V-usable information")
-    axes.legend(fontsize=8)
+    _finish_density(
+        axes, (0, None), f"PVI (bits){clipped_note}", "Difficulty: pointwise V-usable information"
+    )
     return _save(figure, path)
+
+
+def _finish_density(axes, line: tuple[float, str | None], xlabel: str, title: str) -> None:
+    """Labels of a density plot, with a dashed reference line at `line` (position, legend text)."""
+    at, label = line
+    axes.axvline(at, color="grey", linestyle="--", linewidth=1, label=label)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel("density")
+    axes.set_title(title)
+    axes.legend(fontsize=8)
 
 
 def confusion_matrices(analysis: Analysis, path: Path) -> Path:

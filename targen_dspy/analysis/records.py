@@ -12,7 +12,9 @@ from targen_dspy.signatures import TaskSpec
 
 Record = dict[str, Any]
 # Columns the run engine adds to an instance, and SuperGLUE's row index: never the instance's text.
-BOOKKEEPING = frozenset({"id", "idx", "context", "seed", "reasoning", "constrained_label", "relabeled"})
+BOOKKEEPING = frozenset(
+    {"id", "idx", "context", "seed", "reasoning", "constrained_label", "relabeled", "duplicate_of"}
+)
 
 
 def read_jsonl(path: Path) -> list[Record]:

@@ -11,7 +11,9 @@ import contextlib
 import copy
 import importlib.metadata
 import logging
+import os
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -83,34 +85,57 @@ def bounded_schema(schema: Any) -> Any:
 
 
 class LlamaCppEngine:
-    """A DSPy engine that runs a GGUF model in process. The model loads on first use, not in __init__."""
+    """A DSPy engine that runs a GGUF model in process. The model loads on first use, not in __init__.
+
+    Calls are serialised and each uses every core (llama.cpp's default is half of them: 1.75x slower
+    here). A TarGEN slot alternates between steps whose prompts share nothing, which would make one
+    llama.cpp context re-read its whole prompt on every call; so each step's system prompt gets its own
+    context (up to `max_contexts`, least recently used first out), whose KV cache keeps the shared
+    prefix: a 420-token prompt then costs 0.19 s instead of 1.6 s."""
 
     supports_response_schema = True
     supported_params = frozenset({"response_format", "temperature", "max_tokens", "seed", "top_p", "stop"})
 
-    def __init__(self, model_path: Path | None = None, n_ctx: int = 4096, n_threads: int | None = None):
+    def __init__(
+        self,
+        model_path: Path | None = None,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        max_contexts: int = 4,
+    ):
         self.model_path = model_path
         self.n_ctx = n_ctx
         self.n_threads = n_threads
-        self._llama = None
-        self._lock = threading.Lock()  # one llama.cpp context: calls are serialised
+        self.max_contexts = max_contexts
+        self._contexts: OrderedDict[str, Any] = OrderedDict()  # system prompt -> Llama
+        self._lock = threading.Lock()
 
-    def _model(self):
-        if self._llama is None:
-            try:
-                from llama_cpp import Llama
-            except ImportError:
-                raise ModelError(
-                    "llama-cpp-python is not installed: pip install 'targen-dspy[local]' "
-                    "(or pass --model PROVIDER/NAME)"
-                ) from None
-            path = self.model_path or find_model_file()
-            logger.info("loading %s", path)
-            with _without_extra_buffer_types():
-                self._llama = Llama(
-                    model_path=str(path), n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False
-                )
-        return self._llama
+    def _model(self, prefix: str):
+        """The context kept for prompts starting with `prefix`, loaded on first use (lock held)."""
+        if prefix in self._contexts:
+            self._contexts.move_to_end(prefix)
+            return self._contexts[prefix]
+        try:
+            from llama_cpp import Llama
+        except ImportError:
+            raise ModelError(
+                "llama-cpp-python is not installed: pip install 'targen-dspy[local]' "
+                "(or pass --model PROVIDER/NAME)"
+            ) from None
+        if len(self._contexts) >= self.max_contexts:
+            _, oldest = self._contexts.popitem(last=False)
+            oldest.close()
+        path = self.model_path or find_model_file()
+        logger.info("loading %s", path)
+        with _without_extra_buffer_types():
+            llama = Llama(
+                model_path=str(path),
+                n_ctx=self.n_ctx,
+                n_threads=self.n_threads or os.cpu_count(),
+                verbose=False,
+            )
+        self._contexts[prefix] = llama
+        return llama
 
     def complete(self, request):
         from dspy.lm15 import Message, Response, TextPart, Usage
@@ -140,7 +165,8 @@ class LlamaCppEngine:
         elif response_format:
             kwargs["response_format"] = {"type": "json_object"}
         with self._lock:
-            out = self._model().create_chat_completion(messages=messages, **kwargs)
+            model = self._model(messages[0]["content"] if messages else "")
+            out = model.create_chat_completion(messages=messages, **kwargs)
         choice = out["choices"][0]
         usage = out.get("usage") or {}
         return Response(
@@ -162,13 +188,13 @@ class LlamaCppEngine:
 
     def dump_state(self) -> dict[str, Any]:
         """What DSPy saves with a program using this engine (the model file is found again on load)."""
-        return {"n_ctx": self.n_ctx, "n_threads": self.n_threads}
+        return {"n_ctx": self.n_ctx, "n_threads": self.n_threads, "max_contexts": self.max_contexts}
 
     @classmethod
     def load_state(cls, state: dict[str, Any]) -> LlamaCppEngine:
         return cls(**state)
 
     def close(self) -> None:
-        if self._llama is not None:
-            self._llama.close()
-            self._llama = None
+        with self._lock:
+            while self._contexts:
+                self._contexts.popitem()[1].close()

@@ -51,6 +51,12 @@ def run(args: argparse.Namespace) -> None:
     from targen_dspy.signatures import load_task
 
     spec = load_task(args.task)
+    if spec.open_label:
+        from targen_dspy.errors import SpecError
+
+        raise SpecError(
+            f"{spec.name} has an open label; `targen compile` tunes tasks with a closed label set"
+        )
     settings = CompileSettings(
         optimizer=args.optimizer,
         held_out=args.held_out,

@@ -22,6 +22,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rpm", type=float, help="at most this many LLM requests per minute")
     parser.add_argument("--tpm", type=float, help="at most this many tokens per minute")
     parser.add_argument("--program", type=Path, help="a program.json written by `targen compile`")
+    datagen = parser.add_argument_group("diversity and quality options (DataGen)")
+    datagen.add_argument(
+        "--constraint",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="a rule every generation step must follow (repeatable), besides the spec's `constraints`",
+    )
+    datagen.add_argument(
+        "--dedup",
+        type=float,
+        metavar="THRESHOLD",
+        help="group checking: drop an instance whose MiniLM cosine to a kept one is at least this "
+        "(e.g. 0.9) into duplicates.jsonl",
+    )
+    datagen.add_argument(
+        "--reflect",
+        type=int,
+        default=0,
+        metavar="N",
+        help="self-reflection: critique each instance and rewrite it when flawed, at most N times",
+    )
+    datagen.add_argument(
+        "--harder", action="store_true", help="rewrite each instance to be harder, keeping its label"
+    )
+    datagen.add_argument(
+        "--verify-code",
+        action="store_true",
+        help="code-based verification (numeric labels, e.g. math_word): the model writes a Python "
+        "program, a sandbox runs it, and its answer relabels the instance; a failing program drops it",
+    )
+    datagen.add_argument(
+        "--corpus",
+        type=Path,
+        metavar="DIR",
+        help="retrieval-grounded validation: judge each instance's facts against BM25 passages of the "
+        ".txt/.md files in DIR; contradicted instances are dropped into rejected.jsonl",
+    )
     method = parser.add_argument_group(
         "example-based generation with self-reference (--method self-reference)"
     )
@@ -44,6 +82,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     method.add_argument(
         "--patience", type=int, default=3, help="stop after this many rounds with nothing new"
     )
+    method.add_argument(
+        "--topics",
+        type=int,
+        default=8,
+        help="settings asked for once, one given to each call, for diversity (0: none, as in the paper)",
+    )
     parser.add_argument("--force", action="store_true", help="resume even if the spec or program changed")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
@@ -52,6 +96,7 @@ def run(args: argparse.Namespace) -> None:
     import dspy
 
     from targen_dspy.backends import adapter_for
+    from targen_dspy.engine.cache import use_run_cache
     from targen_dspy.engine.rundir import RunDirectory
     from targen_dspy.engine.runner import RunSettings
     from targen_dspy.engine.runner import run as run_program
@@ -60,17 +105,45 @@ def run(args: argparse.Namespace) -> None:
     from targen_dspy.signatures import load_task
 
     spec = load_task(args.task)
+    use_run_cache()  # disk only: memory stays flat however long the run
     if args.method == "self-reference":
         return _self_reference(spec, args)
     settings = RunSettings(
-        n=args.n, seeds_per_context=args.seeds_per_context, workers=args.workers, rpm=args.rpm, tpm=args.tpm
+        n=args.n,
+        seeds_per_context=args.seeds_per_context,
+        workers=args.workers,
+        rpm=args.rpm,
+        tpm=args.tpm,
+        dedup=args.dedup,
     )
+    options = generation_options(args)
     run_dir = RunDirectory(args.out or Path("runs") / spec.name)
-    program = load_compiled(spec, args.program) if args.program else TarGEN(spec)
+    program = load_compiled(spec, args.program, options) if args.program else TarGEN(spec, options)
     models = use_models(program, args)
+    embed = None if args.dedup is None else _group_check_embedder()
     with dspy.context(adapter=adapter_for(args.model)):
-        stats = run_program(program, run_dir, settings, models, force=args.force, progress=not args.quiet)
+        stats = run_program(
+            program, run_dir, settings, models, force=args.force, progress=not args.quiet, embed=embed
+        )
     report(stats, run_dir)
+
+
+def generation_options(args: argparse.Namespace):
+    """The optional steps switched on by the command line (`GenerationOptions`)."""
+    from targen_dspy.errors import RunError
+    from targen_dspy.program.options import GenerationOptions
+
+    if args.reflect < 0:
+        raise RunError(f"--reflect is a number of rounds, at least 0, got {args.reflect}")
+    if any(not text.strip() for text in args.constraint):
+        raise RunError("--constraint needs a rule, not an empty text")
+    return GenerationOptions(
+        constraints=tuple(text.strip() for text in args.constraint),
+        reflect_rounds=args.reflect,
+        harder=args.harder,
+        verify_code=getattr(args, "verify_code", False),
+        corpus=getattr(args, "corpus", None),
+    )
 
 
 def _self_reference(spec, args: argparse.Namespace) -> None:
@@ -89,9 +162,10 @@ def _self_reference(spec, args: argparse.Namespace) -> None:
         max_rounds=args.max_rounds,
         patience=args.patience,
         near_duplicate=args.near_duplicate,
+        topics=args.topics,
     )
     run_dir = RunDirectory(args.out or Path("runs") / f"{spec.name}-self-reference")
-    program = SelfReferenceGenerator(spec, format_example(spec, args.example))
+    program = SelfReferenceGenerator(spec, format_example(spec, args.example), topics=args.topics > 0)
     models = use_models(program, args)
     with dspy.context(adapter=adapter_for(args.model)):
         stats = run_self_reference(
@@ -112,6 +186,13 @@ def _self_reference(spec, args: argparse.Namespace) -> None:
         print(f"stopped early: {stats['stopped']}")
 
 
+def _group_check_embedder():
+    """MiniLM embeddings for --dedup; a one-line error naming the extra to install when missing."""
+    from targen_dspy.analysis.embeddings import load_encoder
+
+    return load_encoder().embed
+
+
 def _embedder(strategy: str):
     """MiniLM embeddings when installed (near-duplicate removal; needed by similar/contrastive)."""
     from targen_dspy.analysis.embeddings import load_encoder
@@ -128,12 +209,25 @@ def _embedder(strategy: str):
 def report(stats: dict, run_dir) -> None:
     spent = stats["this_invocation"]
     cost = "unknown cost" if spent["cost_usd"] is None else f"${spent['cost_usd']:.4f}"
+    removed = stats.get("duplicates_removed")
+    removed = "" if removed is None else f", {removed} near-duplicates removed"
     print(
         f"{stats['instances']} instances in {run_dir.data} "
-        f"({stats['relabeled']} relabeled by self-correction, {stats['failed_slots']} failed slots)\n"
+        f"({stats['relabeled']} relabeled by self-correction, "
+        f"{stats['failed_slots']} failed slots{removed})\n"
         f"this run: {spent['calls']} LLM calls "
         f"({spent['cache_hits']} from cache, {spent['retries']} retries), "
         f"{spent['prompt_tokens']}+{spent['completion_tokens']} tokens, {cost}, {spent['seconds']:.1f}s"
     )
+    if "rejected" in stats:
+        by = ", ".join(f"{count} by {step}" for step, count in stats["rejected_by"].items())
+        print(f"verification: {stats['rejected']} rejected ({by or 'none'}) into {run_dir.rejected}")
+    if "verified_by_code" in stats:
+        computed, relabeled = stats["verified_by_code"], stats["relabeled_by_code"]
+        print(f"  {computed} answers computed by code, {relabeled} of them relabeled")
+    if "grounding" in stats:
+        print("  against the corpus: " + ", ".join(f"{k}: {v}" for k, v in stats["grounding"].items()))
+    if len(stats["confusion"]) > 12:  # an open label: one row per answer written
+        return
     for constrained, row in stats["confusion"].items():
         print(f"  constrained {constrained} -> " + ", ".join(f"{k}: {v}" for k, v in row.items()))

@@ -17,4 +17,6 @@ def run(args: argparse.Namespace) -> None:
     for name in catalogue_names():
         spec = load_task(name)
         labels = ", ".join(str(v) for v in spec.label_values)
+        if spec.open_label:
+            labels = f"{spec.label_field} ({spec.label_type}, written by the model)"
         print(f"{name:<10} {', '.join(spec.fields)} -> {labels}")

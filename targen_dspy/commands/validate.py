@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import textwrap
 from typing import TYPE_CHECKING
 
@@ -23,10 +24,18 @@ def run(args: argparse.Namespace) -> None:
     from targen_dspy.signatures.spec import label_text
 
     spec = load_task(args.spec)
-    labels = ", ".join(label_text(value) for value in spec.label_values)
-    print(f"{spec.name}: valid, {len(spec.fields)} fields, labels {labels}")
+    labels = "labels " + ", ".join(label_text(value) for value in spec.label_values)
+    if spec.open_label:
+        labels = f"open label {spec.label_field} ({spec.label_type})"
+    print(f"{spec.name}: valid, {len(spec.fields)} fields, {labels}")
     if "TODO" in spec.model_dump_json():
         print("note: the spec still has TODO placeholders")
+    if spec.attributes:
+        sizes = " × ".join(f"{name} ({len(values)})" for name, values in spec.attributes.items())
+        combinations = math.prod(len(values) for values in spec.attributes.values())
+        print(f"attributes: {sizes} = {combinations} combinations, spread evenly over every label")
+    for rule in spec.constraints:
+        print(f"constraint: {rule}")
     for step, signature in step_signatures(spec).items():
         print(f"\n[{step}]\n{textwrap.indent(textwrap.dedent(signature.instructions).strip(), '  ')}")
         for direction, fields in (("in ", signature.input_fields), ("out", signature.output_fields)):
@@ -42,7 +51,9 @@ def run(args: argparse.Namespace) -> None:
 
 def _constraint(spec: TaskSpec, name: str) -> str:
     """How the instance step narrows a field for each seed (see `signatures.steps.constrain`)."""
-    field = spec.written_fields[name]
+    field = spec.written_fields.get(name)
+    if field is None:  # an open label, written after the fields
+        return ""
     if field.contains:
         pieces = (item if isinstance(item, str) else " or ".join(item) for item in field.contains)
         return f" containing {', then '.join(pieces)}"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import math
+import random
 import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from targen_dspy.signatures import TaskSpec
@@ -17,7 +20,12 @@ class Slot:
     id: str
     context: str
     seed: str
-    label: LabelValue
+    label: LabelValue | None  # None for an open label: the model writes it
+    attributes: tuple[tuple[str, str], ...] = ()  # (attribute, value) pairs, in spec order
+
+    @property
+    def attribute_values(self) -> dict[str, str]:
+        return dict(self.attributes)
 
     @property
     def sampling_seed(self) -> int:
@@ -26,8 +34,11 @@ class Slot:
         return zlib.crc32(self.id.encode())
 
 
-def label_counts(spec: TaskSpec, n: int) -> dict[LabelValue, int]:
-    """Exactly `n` instances split over the labels by weight (equal by default), largest remainder first."""
+def label_counts(spec: TaskSpec, n: int) -> dict[LabelValue | None, int]:
+    """Exactly `n` instances split over the labels by weight (equal by default), largest remainder first.
+    An open label is not chosen in advance: all `n` slots have the label None, one per seed."""
+    if spec.open_label:
+        return {None: n}
     total = sum(label.weight for label in spec.labels)
     shares = [n * label.weight / total for label in spec.labels]
     counts = [math.floor(s) for s in shares]
@@ -37,27 +48,49 @@ def label_counts(spec: TaskSpec, n: int) -> dict[LabelValue, int]:
     return {label.value: count for label, count in zip(spec.labels, counts, strict=True)}
 
 
-def seeds_needed(counts: dict[LabelValue, int]) -> int:
+def seeds_needed(counts: dict[LabelValue | None, int]) -> int:
     """Each seed serves one slot per label, so the most frequent label sets the number of seeds."""
     return max(counts.values())
 
 
-def plan_slots(spec: TaskSpec, n: int, materials: list[tuple[str, list[str]]]) -> list[Slot]:
-    """The run's slots. Seeds are taken round-robin over contexts so that even a small run spans all of
-    them; seed k carries one slot for every label that still needs more than k instances."""
+def attribute_combinations(spec: TaskSpec) -> list[tuple[tuple[str, str], ...]]:
+    """Every combination of the spec's attribute values, in a fixed order (one empty one without any)."""
+    names = list(spec.attributes)
+    return [tuple(zip(names, values, strict=True)) for values in itertools.product(*spec.attributes.values())]
+
+
+def combination_index(k: int, combinations: int) -> int:
+    """The combination the k-th seed's slots get. Each block of `combinations` consecutive seeds takes
+    every combination once, in a fixed shuffled order per block, so that every label (it uses the first
+    seeds) gets each combination equally often, give or take one, and combinations do not follow the
+    contexts."""
+    block, position = divmod(k, combinations)
+    order = list(range(combinations))
+    random.Random(block).shuffle(order)
+    return order[position]
+
+
+def plan_slots(spec: TaskSpec, n: int, materials: Iterable[tuple[str, list[str]]]) -> Iterator[Slot]:
+    """The run's slots, yielded as the contexts and their seeds arrive (the engine starts making
+    instances before the last seeds are written). Contexts are taken in order, each with all its seeds:
+    the engine asks for just enough contexts, so a run spans all of them. Seed k carries one slot for
+    every label that still needs more than k instances. With attributes, the slots of seed k get
+    combination `combination_index(k)`, the same for every label, whose index ends the slot's id.
+
+    `materials` is read to its end, so that its producer can finish (and save) what it started."""
     counts = label_counts(spec, n)
-    order = [
-        (ci, si)
-        for si in range(max((len(seeds) for _, seeds in materials), default=0))
-        for ci, (_, seeds) in enumerate(materials)
-        if si < len(seeds)
-    ]
-    if len(order) < seeds_needed(counts):
-        raise ValueError(f"{len(order)} seeds for {seeds_needed(counts)} needed")
-    slots = []
-    for k, (ci, si) in enumerate(order[: seeds_needed(counts)]):
-        context, seeds = materials[ci]
-        for li, label in enumerate(spec.label_values):
-            if counts[label] > k:
-                slots.append(Slot(f"c{ci}-s{si}-l{li}", context, seeds[si], label))
-    return slots
+    needed = seeds_needed(counts)
+    combinations = attribute_combinations(spec)
+    k = 0
+    for ci, (context, seeds) in enumerate(materials):
+        for si, seed in enumerate(seeds):
+            if k == needed:
+                break
+            ai = combination_index(k, len(combinations))
+            suffix = f"-a{ai}" if spec.attributes else ""
+            for li, label in enumerate(counts):
+                if counts[label] > k:
+                    yield Slot(f"c{ci}-s{si}-l{li}{suffix}", context, seed, label, combinations[ai])
+            k += 1
+    if k < needed:
+        raise ValueError(f"{k} seeds for {needed} needed")

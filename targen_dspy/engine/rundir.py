@@ -54,6 +54,8 @@ class RunDirectory:
     materials = property(lambda self: self.path / "materials.json")
     data = property(lambda self: self.path / "data.jsonl")
     failed = property(lambda self: self.path / "failed.jsonl")
+    duplicates = property(lambda self: self.path / "duplicates.jsonl")  # removed by group checking
+    rejected = property(lambda self: self.path / "rejected.jsonl")  # dropped by a verification step
     stats = property(lambda self: self.path / "stats.json")
 
     def create(self) -> None:
@@ -97,17 +99,21 @@ class RunDirectory:
 
     def iter_records(self) -> Iterator[dict[str, Any]]:
         """`records()` one at a time, so that reading a run does not hold it all in memory."""
-        if not self.data.exists():
+        return self.iter_jsonl(self.data)
+
+    def iter_jsonl(self, path: Path) -> Iterator[dict[str, Any]]:
+        """The records of one of the run's JSONL files, streamed; a torn last line is cut off first."""
+        if not path.exists():
             return
-        self._drop_torn_line()
-        with open(self.data, "rb") as file:  # binary: a line ends at b"\n" only, not at U+2028
+        self._drop_torn_line(path)
+        with open(path, "rb") as file:  # binary: a line ends at b"\n" only, not at U+2028
             for line in file:
                 if line.strip():
                     yield json.loads(line)
 
-    def _drop_torn_line(self) -> None:
+    def _drop_torn_line(self, path: Path) -> None:
         """Cut the file after its last newline, reading it backwards in blocks, never whole."""
-        with open(self.data, "r+b") as file:
+        with open(path, "r+b") as file:
             size = keep = file.seek(0, os.SEEK_END)
             while keep > 0:
                 start = max(0, keep - 65536)

@@ -8,29 +8,39 @@ import hashlib
 import json
 import logging
 import math
+import queue
+import threading
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any, TypeVar
 
 import dspy
 from dspy.utils.exceptions import AdapterParseError, is_retryable_lm_error
 from tqdm import tqdm
 
+from targen_dspy.engine.dedup import Embed, NearDuplicateFilter, text_fields
 from targen_dspy.engine.limits import RateLimiter, RetryPolicy, call_with_retries
 from targen_dspy.engine.meter import Meter
 from targen_dspy.engine.plan import Slot, label_counts, plan_slots, seeds_needed
-from targen_dspy.engine.rundir import RunDirectory
+from targen_dspy.engine.rundir import JsonlAppender, RunDirectory
 from targen_dspy.errors import RunError
 from targen_dspy.program import TarGEN
 from targen_dspy.program.distinct import normalise
+from targen_dspy.program.options import GenerationOptions
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 CALLS_PER_SLOT = 2  # label-constrained generation + self-correction
+CONTEXTS_PER_CALL = 8
+FEED_POLL_SECONDS = 0.05  # how long new slots may wait while every worker is busy
+# Record keys of the versions before an optional rewrite, and the stats key that counts them.
+REWRITES = {"before_harder": "made_harder", "before_reflection": "rewritten_by_reflection"}
 
 
 @dataclass(frozen=True)
@@ -42,6 +52,7 @@ class RunSettings:
     rpm: float | None = None
     tpm: float | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    dedup: float | None = None  # group checking: cosine at which an instance duplicates a kept one
 
     def __post_init__(self) -> None:
         if self.n < 1:
@@ -50,6 +61,8 @@ class RunSettings:
             raise RunError("--seeds-per-context, --workers and attempts must be at least 1")
         if (self.rpm is not None and self.rpm <= 0) or (self.tpm is not None and self.tpm <= 0):
             raise RunError("--rpm and --tpm must be positive")
+        if self.dedup is not None and not 0 < self.dedup <= 1:
+            raise RunError(f"--dedup is a cosine in (0, 1], got {self.dedup}")
 
 
 class CallEngine:
@@ -77,28 +90,43 @@ def program_hash(program: dspy.Module) -> str:
         name: {key: value for key, value in predictor.dump_state().items() if key != "lm"}
         for name, predictor in program.named_predictors()
     }
+    options = run_options(program)
+    if options:  # constraints shape prompts without being a predictor's state
+        state["options"] = options
     return hashlib.sha256(json.dumps(state, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def run_options(program: dspy.Module) -> dict[str, Any]:
+    """The program's generation options that differ from the defaults (none: plain TarGEN)."""
+    options = getattr(program, "options", None)
+    if not isinstance(options, GenerationOptions):
+        return {}
+    default = asdict(GenerationOptions())
+    changed = {key: value for key, value in asdict(options).items() if value != default[key]}
+    return {key: str(value) if isinstance(value, Path) else value for key, value in changed.items()}
 
 
 def _materials(
     program: TarGEN, run_dir: RunDirectory, engine: CallEngine, pool: ThreadPoolExecutor, progress: bool
-):
-    """Contexts and their seeds, generated once per run and kept in materials.json (grown if short).
+) -> Iterator[tuple[str, list[str]]]:
+    """Contexts and their seeds, generated once per run and kept in materials.json (grown if short),
+    yielded one context at a time as its seeds come in, so that instances start before the last seeds.
 
     New contexts are asked for until there are enough seeds; a seed already used under another
-    context is dropped. Gives up after three rounds that added nothing."""
+    context is dropped. Gives up after three rounds that added nothing. The file is written once per
+    round: a run killed mid-round replays that round's calls from DSPy's cache when it resumes."""
     settings = engine.settings
     needed = seeds_needed(label_counts(program.spec, settings.n))
     materials: list[list[Any]] = run_dir.read_json(run_dir.materials) or []
     seen = {normalise(seed) for _, seeds in materials for seed in seeds}
+    for context, seeds in materials:
+        yield context, seeds
     bar = tqdm(total=needed, initial=min(len(seen), needed), desc="seeds", unit="seed", disable=not progress)
     round_, idle = 0, 0
     while len(seen) < needed and idle < 3:
         round_, added = round_ + 1, 0
         known = [context for context, _ in materials]
-        count = math.ceil((needed - len(seen)) / settings.seeds_per_context)
-        propose = partial(program.contexts, count=count, known=known, sampling_seed=100 * round_)
-        contexts = engine.call(propose, 1).contexts
+        contexts = _propose_contexts(program, engine, pool, round_, known, needed - len(seen))
         # The round's seed calls run on the workers, not one after another; results are taken in
         # context order, so the materials are the same as with one worker.
         write = partial(program.seeds, count=settings.seeds_per_context)
@@ -114,6 +142,7 @@ def _materials(
                     materials.append([context, seeds])
                     added += len(seeds)
                     bar.update(min(len(seeds), needed - bar.n))
+                    yield context, seeds
         finally:  # an error or Ctrl-C: drop the seed calls that have not started
             for future in futures:
                 future.cancel()
@@ -126,7 +155,37 @@ def _materials(
             f"the model wrote only {len(seen)} distinct seeds of the {needed} this run needs; "
             "use a smaller -n, more --seeds-per-context or a stronger --model"
         )
-    return [(context, seeds) for context, seeds in materials]
+
+
+def _propose_contexts(
+    program: TarGEN, engine: CallEngine, pool: ThreadPoolExecutor, round_: int, known: list[str], seeds: int
+) -> list[str]:
+    """New contexts for `seeds` more seeds: CONTEXTS_PER_CALL per call, the calls in parallel (one call
+    for a few hundred would be as slow as a few hundred seed calls in a row), duplicates dropped."""
+    count = math.ceil(seeds / engine.settings.seeds_per_context)
+    sizes = [min(CONTEXTS_PER_CALL, count - start) for start in range(0, count, CONTEXTS_PER_CALL)]
+    futures = [
+        _submit(
+            pool,
+            engine.call,
+            partial(
+                program.contexts, count=size, known=known, sampling_seed=zlib.crc32(f"{round_}-{i}".encode())
+            ),
+            1,
+        )
+        for i, size in enumerate(sizes)
+    ]
+    seen, contexts = {normalise(context) for context in known}, []
+    try:
+        for future in futures:
+            for context in future.result().contexts:
+                if normalise(context) not in seen:
+                    seen.add(normalise(context))
+                    contexts.append(context)
+    finally:  # an error or Ctrl-C: drop the calls that have not started
+        for future in futures:
+            future.cancel()
+    return contexts
 
 
 def _submit(pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> Future[T]:
@@ -148,8 +207,9 @@ def _make(program: TarGEN, slot: Slot, engine: CallEngine) -> dict[str, Any]:
                 seed=slot.seed,
                 label=slot.label,
                 sampling_seed=slot.sampling_seed + attempt,
+                **({"attributes": slot.attribute_values} if slot.attributes else {}),
             )
-            pred = engine.call(make, CALLS_PER_SLOT)
+            pred = engine.call(make, getattr(program, "calls_per_slot", CALLS_PER_SLOT))
         except AdapterParseError as exc:
             error = exc
             continue
@@ -157,37 +217,92 @@ def _make(program: TarGEN, slot: Slot, engine: CallEngine) -> dict[str, Any]:
             if not is_retryable_lm_error(exc):
                 raise  # e.g. a bad key: every other slot would fail the same way
             return {"id": slot.id, "failed": True, "error": f"{type(exc).__name__}: {exc}"[:500]}
-        return {
+        record = {
             "id": slot.id,
             **{name: pred[name] for name in spec.fields},
             spec.label_field: pred.label,
-            "constrained_label": slot.label,
+            "constrained_label": pred.constrained_label,  # an open label's: the one the model wrote
             "relabeled": pred.relabeled,
             "context": slot.context,
             "seed": slot.seed,
             "reasoning": pred.reasoning,
+            **(pred.get("extra") or {}),  # attributes, versions before optional rewrites, verification
         }
+        # Dropped by a verification step (code that fails, facts the corpus contradicts): not retried.
+        return {"id": slot.id, "rejected": pred.rejected, **record} if pred.get("rejected") else record
     return {"id": slot.id, "failed": True, "error": "unparseable model output", "raw": error.lm_response}
 
 
+class _Feed:
+    """Reads an iterator in a thread of its own: the slots come from the contexts and seeds as they are
+    written, and waiting for the next one must not hold up dispatching and writing finished slots."""
+
+    _END = object()
+
+    def __init__(self, items: Iterator[T]):
+        self._queue: queue.Queue = queue.Queue()
+        self._stop = threading.Event()
+        self.done = False
+        context = contextvars.copy_context()  # dspy.context(...) holds in the reader, as in the workers
+        threading.Thread(
+            target=context.run, args=(self._read, items), name="targen-feed", daemon=True
+        ).start()
+
+    def _read(self, items: Iterator[T]) -> None:
+        try:
+            for item in items:
+                if self._stop.is_set():
+                    break
+                self._queue.put(item)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
+            self._queue.put(exc)
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()  # a stopped generator cancels the calls it has not started
+            self._queue.put(self._END)
+
+    def get(self, block: bool) -> T | None:
+        """The next item, or None if none is ready (`block` false) or there are no more."""
+        if self.done:
+            return None
+        try:
+            item = self._queue.get(block=block)
+        except queue.Empty:
+            return None
+        if item is self._END:
+            self.done = True
+            return None
+        if isinstance(item, BaseException):
+            self.done = True
+            raise item
+        return item
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
 def _dispatch(
-    program: TarGEN, slots: list[Slot], engine: CallEngine, pool: ThreadPoolExecutor
+    program: TarGEN, slots: Iterator[Slot], engine: CallEngine, pool: ThreadPoolExecutor
 ) -> Iterator[dict[str, Any]]:
     """Rolling dispatch: a new slot starts as soon as any worker is free, so a slow call never idles
-    the others; at most 2 × workers slots are in flight, whatever the size of the run."""
+    the others; at most 2 × workers slots are in flight, whatever the size of the run. `slots` may
+    still be waiting for seeds: it is read by a feed thread and polled between completions."""
     workers = engine.settings.workers
-    pending = iter(slots)
+    feed = _Feed(slots)
     running: set[Future] = set()
     try:
         while True:
-            while len(running) < 2 * workers and (slot := next(pending, None)) is not None:
+            while len(running) < 2 * workers and (slot := feed.get(block=not running)) is not None:
                 running.add(_submit(pool, _make, program, slot, engine))
             if not running:
                 return
-            done, running = wait(running, return_when=FIRST_COMPLETED)
+            timeout = None if feed.done else FEED_POLL_SECONDS
+            done, running = wait(running, timeout=timeout, return_when=FIRST_COMPLETED)
             for future in done:
                 yield future.result()
     finally:  # Ctrl-C or an error: drop what has not started, let running calls finish
+        feed.stop()
         for future in running:
             future.cancel()
 
@@ -200,17 +315,29 @@ def run(
     *,
     force: bool = False,
     progress: bool = True,
+    embed: Embed | None = None,
 ) -> dict[str, Any]:
-    """Generate `settings.n` instances into `run_dir` (resuming what is there) and return the run's stats."""
+    """Generate `settings.n` instances into `run_dir` (resuming what is there) and return the run's stats.
+
+    With `settings.dedup`, `embed` (texts to an array of vectors) drives group checking: an instance
+    whose cosine to a kept one reaches the threshold goes to duplicates.jsonl, not data.jsonl, and is
+    not replaced."""
     spec = program.spec
+    if settings.dedup is not None and embed is None:
+        raise RunError('--dedup needs sentence embeddings: pip install -e ".[embeddings]"')
     manifest = {
         "task": spec.name,
         "spec_hash": spec.hash,
         "program_hash": program_hash(program),
         "models": models,
         "settings": {k: v for k, v in asdict(settings).items() if k != "retry"},
+        "options": run_options(program),
     }
     run_dir.claim(manifest, force)
+    group = None
+    if settings.dedup is not None:
+        group = NearDuplicateFilter(embed, settings.dedup, text_fields(spec))
+        group.load(run_dir.iter_records())  # a resumed run's kept instances, embedded again
 
     engine = CallEngine(settings)
     started = time.monotonic()
@@ -221,23 +348,33 @@ def run(
         dspy.context(disable_history=True, trace=None, callbacks=[*dspy.settings.callbacks, engine.meter]),
         ThreadPoolExecutor(settings.workers, thread_name_prefix="targen") as pool,
     ):
-        slots = plan_slots(spec, settings.n, _materials(program, run_dir, engine, pool, progress))
         done = {record["id"] for record in run_dir.iter_records()}
-        todo = [slot for slot in slots if slot.id not in done]
-        failures = 0
+        done |= {record["id"] for record in run_dir.iter_jsonl(run_dir.duplicates)}
+        done |= {record["id"] for record in run_dir.iter_jsonl(run_dir.rejected)}
+        slots = plan_slots(spec, settings.n, _materials(program, run_dir, engine, pool, progress))
+        todo = (slot for slot in slots if slot.id not in done)
+        failures = removed = attempted = 0
         bar = tqdm(
-            total=len(slots),
-            initial=len(slots) - len(todo),
+            total=settings.n,
+            initial=min(len(done), settings.n),
             desc=spec.name,
             unit="inst",
             disable=not progress,
         )
         with run_dir.appender() as data, run_dir.appender(failed=True) as failed:
             for record in _dispatch(program, todo, engine, pool):
+                attempted += 1
                 if record.get("failed"):
                     failures += 1
                     failed.append(record)
                     bar.set_postfix(failed=failures)
+                elif record.get("rejected"):
+                    _append(run_dir.rejected, record)
+                elif group is not None and (duplicate := group.check(record)) is not None:
+                    removed += 1
+                    found = {"duplicate_of": duplicate.of, "cosine": duplicate.cosine}
+                    _append(run_dir.duplicates, {**record, **found})
+                    bar.set_postfix(failed=failures, duplicates=removed)
                 else:
                     data.append(record)
                 bar.update()
@@ -246,15 +383,33 @@ def run(
     stats = {
         **run_stats(spec.label_field, run_dir.iter_records()),
         "failed_slots": failures,
+        **({"duplicates_removed": _count(run_dir.iter_jsonl(run_dir.duplicates))} if group else {}),
+        **(_rejected(run_dir) if {"verify_code", "corpus"} & run_options(program).keys() else {}),
         "this_invocation": {
             **engine.meter.summary(),
-            "slots_made": len(todo) - failures,
+            "slots_made": attempted - failures,
             "seconds": round(elapsed, 3),
-            "instances_per_second": round((len(todo) - failures) / elapsed, 3) if elapsed else None,
+            "instances_per_second": round((attempted - failures) / elapsed, 3) if elapsed else None,
         },
     }
     run_dir.write_json(run_dir.stats, stats)
     return stats
+
+
+def _append(path, record: dict[str, Any]) -> None:
+    """One durable line in a JSONL file that is rarely written (duplicates)."""
+    with JsonlAppender(path) as file:
+        file.append(record)
+
+
+def _count(records: Iterable[Any]) -> int:
+    return sum(1 for _ in records)
+
+
+def _rejected(run_dir: RunDirectory) -> dict[str, Any]:
+    """Instances dropped by verification, by the step that dropped them (`code`, `corpus`)."""
+    by = Counter(record["rejected"]["by"] for record in run_dir.iter_jsonl(run_dir.rejected))
+    return {"rejected": sum(by.values()), "rejected_by": dict(by)}
 
 
 def run_stats(label_field: str, records: Iterable[dict[str, Any]]) -> dict[str, Any]:
@@ -262,6 +417,9 @@ def run_stats(label_field: str, records: Iterable[dict[str, Any]]) -> dict[str, 
     so that `records` can be streamed from disk."""
     confusion: dict[str, Counter] = {}
     labels: Counter = Counter()
+    rewritten: Counter = Counter()  # by the optional steps that keep the version before
+    checks: Counter = Counter()  # verification: answers computed by code, facts judged against a corpus
+    grounding: Counter = Counter()
     instances = relabeled = 0
     for record in records:
         final = json.dumps(record[label_field])
@@ -269,9 +427,17 @@ def run_stats(label_field: str, records: Iterable[dict[str, Any]]) -> dict[str, 
         labels[final] += 1
         instances += 1
         relabeled += record["relabeled"]
+        rewritten.update(key for key in REWRITES if key in record)
+        if "verified_answer" in record:
+            checks.update(verified_by_code=1, relabeled_by_code=int(record["relabeled_by_code"]))
+        if "grounding" in record:
+            grounding[record["grounding"]["verdict"]] += 1
     return {
         "instances": instances,
         "relabeled": relabeled,
+        **{REWRITES[key]: count for key, count in rewritten.items()},
+        **checks,
+        **({"grounding": dict(grounding)} if grounding else {}),
         "labels": dict(labels),
         "confusion": {row: dict(cols) for row, cols in confusion.items()},
     }

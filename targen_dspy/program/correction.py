@@ -18,10 +18,20 @@ def correction_demos(spec: TaskSpec) -> list[dspy.Example]:
     demos = []
     for i, example in enumerate(spec.examples):
         true = example[spec.label_field]
-        proposed = values[(values.index(true) + i) % len(values)]
-        fields = {name: example[name] for name in spec.checked_fields}
+        if spec.open_label:
+            proposed = _open_proposal(true, i)
+        else:
+            proposed = values[(values.index(true) + i) % len(values)]
+        fields = {name: example[name] for name in spec.correction_fields}
         demos.append(dspy.Example(**fields, proposed_label=label_text(proposed), corrected_label=true))
     return demos
+
+
+def _open_proposal(true: Any, i: int) -> Any:
+    """The proposed open label of the i-th demonstration: off by one for every other number."""
+    if i % 2 == 0 or isinstance(true, bool) or not isinstance(true, int | float):
+        return true
+    return true + 1
 
 
 class SelfCorrector(dspy.Module):
@@ -36,12 +46,16 @@ class SelfCorrector(dspy.Module):
 
         Greedy decoding: this is a judgment, not a creative step. The sampling seed only keys the cache,
         so that a retried slot does not replay a cached unparseable answer."""
+        if self.spec.open_label:  # derived from scratch, not chosen from a set
+            labels = {"label_description": self.spec.label_description}
+        else:
+            labels = {"label_meanings": self.spec.label_meanings}
         verdict = self.check(
             task_description=self.spec.description,
             correction_guidelines=self.spec.correction,
-            label_meanings=self.spec.label_meanings,
+            **labels,
             proposed_label=label_text(proposed_label),
-            **{name: fields[name] for name in self.spec.checked_fields},
+            **{name: fields[name] for name in self.spec.correction_fields},
             config={"temperature": 0.0, "seed": sampling_seed},
         )
         return dspy.Prediction(label=verdict.corrected_label, reasoning=verdict.reasoning)

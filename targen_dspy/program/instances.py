@@ -4,56 +4,93 @@ label distribution of the dataset is exactly the one planned."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dspy
 from dspy.utils.exceptions import AdapterParseError
 
 from targen_dspy.signatures import TaskSpec, instance_signature
-from targen_dspy.signatures.spec import InconsistentInstance, LabelValue, label_text
-from targen_dspy.signatures.steps import constrain
+from targen_dspy.signatures.spec import InconsistentInstance, LabelValue, Postprocess, label_text
+from targen_dspy.signatures.steps import constrain, with_options
+
+
+def seed_inputs(spec: TaskSpec, seed: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The instance step's seed inputs (`seed`, or a structured seed's parts) and the generated fields
+    the seed fills (the plain seed's field, or the parts named like fields)."""
+    if spec.seed.parts is None:
+        return {"seed": seed}, ({} if spec.seed.field is None else {spec.seed.field: seed})
+    parts = spec.seed_parts(seed)
+    return parts, parts
+
+
+def finish(
+    spec: TaskSpec,
+    postprocess: Postprocess | None,
+    generated: dict[str, Any],
+    label: LabelValue,
+    signature: type[dspy.Signature],
+) -> dict[str, Any]:
+    """The task's fields, in spec order, from the generated ones (through the spec's postprocess hook).
+
+    A hook that cannot make the computed fields consistent raises AdapterParseError, like unparseable
+    output: the engine retries the slot with a new sampling seed."""
+    if postprocess is not None:
+        try:
+            generated = postprocess(generated, label)
+        except InconsistentInstance as exc:
+            raise AdapterParseError(
+                adapter_name=f"{spec.name} postprocess",
+                signature=signature,
+                lm_response=json.dumps(generated, ensure_ascii=False),
+                message=str(exc),
+            ) from exc
+    return {name: generated[name] for name in spec.fields}
 
 
 class InstanceGenerator(dspy.Module):
-    def __init__(self, spec: TaskSpec):
+    def __init__(self, spec: TaskSpec, constraints: Sequence[str] = ()):
         super().__init__()
         self.spec = spec
+        self.constraints = tuple(constraints)
         self.postprocess = spec.postprocessor()
         self.write = dspy.Predict(instance_signature(spec))
 
-    def forward(self, setting: str, seed: str, label: LabelValue, sampling_seed: int = 0) -> dspy.Prediction:
-        """An instance (the task's fields, in spec order) whose intended label is `label`.
+    def forward(
+        self,
+        setting: str,
+        seed: str,
+        label: LabelValue,
+        sampling_seed: int = 0,
+        attributes: Mapping[str, str] | None = None,
+    ) -> dspy.Prediction:
+        """An instance (the task's fields, in spec order) whose intended label is `label`; for an open
+        label (`label` is None), the instance and the label the model wrote for it, as `spec.label_field`.
 
         A structured `seed` (JSON text, see SeedGenerator) comes in as its parts, which also narrow the
         constrained fields. Computed fields that cannot be made consistent with what the model wrote
-        raise AdapterParseError, like unparseable output: the engine retries with a new sampling seed."""
-        if self.spec.seed.parts is None:
-            seed_values = {"seed": seed}
-            from_seed = {} if self.spec.seed.field is None else {self.spec.seed.field: seed}
-        else:
-            seed_values = from_seed = self.spec.seed_parts(seed)
+        raise AdapterParseError, like unparseable output: the engine retries with a new sampling seed.
+        The slot's `attributes` (values of the spec's attributes) and the run's constraints, when there
+        are any, are inputs of their own."""
+        seed_values, from_seed = seed_inputs(self.spec, seed)
         signature = constrain(self.write.signature, self.spec, from_seed)
+        signature, extra = with_options(signature, self.constraints, attributes)
+        if self.spec.open_label:  # no label is chosen first: the model writes it after the fields
+            target = {"label_description": self.spec.label_description}
+        else:
+            target = {"target_label": label_text(label), "target_label_meaning": self.spec.meaning(label)}
         written = self.write(
             signature=signature,
             task_description=self.spec.description,
             setting=setting,
             **seed_values,
-            target_label=label_text(label),
-            target_label_meaning=self.spec.meaning(label),
+            **target,
+            **extra,
             config={"seed": sampling_seed},
         )
-        generated: dict[str, Any] = {
-            **from_seed,
-            **{name: written[name] for name in self.spec.written_fields},
-        }
-        if self.postprocess is not None:
-            try:
-                generated = self.postprocess(generated, label)
-            except InconsistentInstance as exc:
-                raise AdapterParseError(
-                    adapter_name=f"{self.spec.name} postprocess",
-                    signature=signature,
-                    lm_response=json.dumps(generated, ensure_ascii=False),
-                    message=str(exc),
-                ) from exc
-        return dspy.Prediction(**{name: generated[name] for name in self.spec.fields})
+        generated = {**from_seed, **{name: written[name] for name in self.spec.written_fields}}
+        if not self.spec.open_label:
+            return dspy.Prediction(**finish(self.spec, self.postprocess, generated, label, signature))
+        label = written[self.spec.label_field]
+        fields = finish(self.spec, self.postprocess, generated, label, signature)
+        return dspy.Prediction(**fields, **{self.spec.label_field: label})

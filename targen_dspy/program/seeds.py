@@ -15,7 +15,7 @@ import dspy
 
 from targen_dspy.program.distinct import collect_distinct
 from targen_dspy.signatures import TaskSpec
-from targen_dspy.signatures.steps import TEXT_CHAR, at_most, seed_signature
+from targen_dspy.signatures.steps import TEXT_CHAR, at_most, seed_signature, with_options
 
 _SPACE = re.compile(r"\s+")
 _WRITABLE = re.compile(f"{TEXT_CHAR}+")
@@ -26,10 +26,11 @@ class UnusableSeed(ValueError):
 
 
 class SeedGenerator(dspy.Module):
-    def __init__(self, spec: TaskSpec, max_rounds: int = 3):
+    def __init__(self, spec: TaskSpec, max_rounds: int = 3, constraints: Sequence[str] = ()):
         super().__init__()
         self.spec = spec
         self.max_rounds = max_rounds
+        self.constraints = tuple(constraints)
         self.write = dspy.Predict(seed_signature(spec))
 
     def forward(
@@ -52,8 +53,8 @@ class SeedGenerator(dspy.Module):
     def _write(self, count: int, **inputs: Any) -> dspy.Prediction:
         """One answer of at most `count` seeds, each as the text the engine stores: a structured seed
         checked (unusable ones dropped) and as canonical JSON."""
-        signature = at_most(self.write.signature, "seeds", count)
-        written = self.write(signature=signature, count=count, **inputs)
+        signature, extra = with_options(at_most(self.write.signature, "seeds", count), self.constraints)
+        written = self.write(signature=signature, count=count, **inputs, **extra)
         if self.spec.seed.parts is None:
             return written
         seeds = []

@@ -25,7 +25,7 @@ def test_counts_follow_weights(rte):
 
 
 def test_slots_balanced_unique_and_spread_over_contexts(rte):
-    slots = plan_slots(rte, 10, materials(3, 4))
+    slots = list(plan_slots(rte, 10, materials(3, 2)))  # 5 seeds needed, as many contexts as it takes
     assert len(slots) == 10
     assert len({s.id for s in slots}) == 10
     assert Counter(s.label for s in slots) == {"entailment": 5, "not_entailment": 5}
@@ -36,11 +36,25 @@ def test_slots_balanced_unique_and_spread_over_contexts(rte):
 
 
 def test_slot_ids_are_deterministic(copa):
-    assert [s.id for s in plan_slots(copa, 6, materials(2, 2))] == [
-        s.id for s in plan_slots(copa, 6, materials(2, 2))
+    assert [s.id for s in list(plan_slots(copa, 6, materials(2, 2)))] == [
+        s.id for s in list(plan_slots(copa, 6, materials(2, 2)))
     ]
 
 
 def test_too_few_seeds_is_an_error(rte):
     with pytest.raises(ValueError, match="2 seeds for 3 needed"):
-        plan_slots(rte, 6, materials(1, 2))
+        list(plan_slots(rte, 6, materials(1, 2)))
+
+
+def test_slots_are_planned_as_the_materials_arrive(rte):
+    arrived = []
+
+    def materials_one_by_one():
+        for context in materials(3, 2):
+            arrived.append(context[0])
+            yield context
+
+    slots = plan_slots(rte, 10, materials_one_by_one())
+    assert next(slots).context == "ctx0" and arrived == ["ctx0"]  # no waiting for later contexts
+    rest = list(slots)
+    assert len(rest) == 9 and arrived == ["ctx0", "ctx1", "ctx2"]
