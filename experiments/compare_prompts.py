@@ -352,7 +352,7 @@ def generate_self_reference(
     from targen_dspy.engine.rundir import RunDirectory
     from targen_dspy.program.self_reference import SelfReferenceGenerator
 
-    program = SelfReferenceGenerator(spec, format_example(spec, None), topics=True)
+    program = SelfReferenceGenerator(spec, format_example(spec, None))
     program.set_lm(lm)
     settings = RoundSettings(n=args.n, strategy=name.removeprefix(SELF_REFERENCE), seed=args.seed)
     run_dir = RunDirectory(experiment / "runs" / name)

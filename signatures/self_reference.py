@@ -45,14 +45,8 @@ def example_model(spec: TaskSpec, example: dict[str, Any]) -> type:
     return create_model(f"{spec.name.capitalize()}Example", **fields)
 
 
-def self_reference_signature(
-    spec: TaskSpec, example: dict[str, Any], topics: bool = False
-) -> type[dspy.Signature]:
-    """WriteLikeReferences with the examples typed like the format example; with `topics`, each call
-    also gets a topic its examples are about."""
-    signature = WriteLikeReferences
-    if topics:
-        topic = dspy.InputField(desc="The setting every new example is about")
-        signature = signature.insert(3, "topic", topic, type_=str)
+def self_reference_signature(spec: TaskSpec, example: dict[str, Any]) -> type[dspy.Signature]:
     model = example_model(spec, example)
-    return signature.append("examples", dspy.OutputField(desc="The new examples"), type_=list[model])
+    return WriteLikeReferences.append(
+        "examples", dspy.OutputField(desc="The new examples"), type_=list[model]
+    )

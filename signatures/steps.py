@@ -26,6 +26,46 @@ _BOUNDARY = r'[^"\\\[\]{}\x00-\x1fA-Za-z0-9]'
 GAP_CHARS = 60  # longest stretch of free text between the pieces of a `contains` field
 
 
+def _text_matching(pattern: str) -> type[str]:
+    """A text type whose JSON schema and validation carry `pattern`. (`Annotated[str, StringConstraints]`
+    would not do: pydantic moves the constraint into the field's metadata, and DSPy builds the output
+    schema and parses from the bare annotation.)"""
+
+    def schema(cls: type, source: Any, handler: pydantic.GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        return core_schema.str_schema(pattern=pattern)
+
+    return type("ConstrainedText", (str,), {"__get_pydantic_core_schema__": classmethod(schema)})
+
+
+GRAMMAR_PATTERN = "x-grammar-pattern"
+
+
+def _steered_text(pattern: str) -> type[str]:
+    """A text type whose JSON schema carries `pattern` as a hint for the embedded model's grammar only
+    (`backends.local.bounded_schema` applies it); parsing accepts any text, so a remote model whose
+    answer does not match is not failed for it."""
+
+    def json_schema(cls: type, core: core_schema.CoreSchema, handler: pydantic.GetJsonSchemaHandler) -> Any:
+        return {**handler(core), GRAMMAR_PATTERN: pattern}
+
+    return type(
+        "SteeredText",
+        (str,),
+        {
+            "__get_pydantic_core_schema__": classmethod(
+                lambda cls, source, handler: core_schema.str_schema()
+            ),
+            "__get_pydantic_json_schema__": classmethod(json_schema),
+        },
+    )
+
+
+# Contexts and plain seeds start with a letter: the 135M model otherwise writes outline numbers
+# ("1.1.2.1"), dates or lone punctuation, and every instance built on them inherits the junk.
+ContextPhrase = _steered_text(f"^[A-Za-z]{TEXT_CHAR}{{2,80}}$")
+SeedText = _steered_text(f"^[A-Za-z]{TEXT_CHAR}{{2,299}}$")
+
+
 class ProposeContexts(dspy.Signature):
     """Propose distinct settings in which examples of the task could naturally occur.
 
@@ -36,7 +76,7 @@ class ProposeContexts(dspy.Signature):
     context_kind: str = dspy.InputField(desc="What a context means for this task")
     avoid: list[str] = dspy.InputField(desc="Contexts already chosen")
     count: int = dspy.InputField(desc="How many new contexts to propose")
-    contexts: list[str] = dspy.OutputField(desc="The new contexts, one short phrase each")
+    contexts: list[ContextPhrase] = dspy.OutputField(desc="The new contexts, one short phrase each")
 
 
 class WriteSeeds(dspy.Signature):
@@ -48,7 +88,7 @@ class WriteSeeds(dspy.Signature):
     setting: str = dspy.InputField(desc="The context every seed must be set in")
     avoid: list[str] = dspy.InputField(desc="Seeds already written")
     count: int = dspy.InputField(desc="How many new seeds to write")
-    seeds: list[str] = dspy.OutputField(desc="The new seeds")
+    seeds: list[SeedText] = dspy.OutputField(desc="The new seeds")
 
 
 class WriteInstance(dspy.Signature):
@@ -282,17 +322,6 @@ def constrained_type(field: FieldSpec, parts: dict[str, Any]) -> Any:
     else:
         pattern = anchored(field.pattern or "")
     return _text_matching(pattern)
-
-
-def _text_matching(pattern: str) -> type[str]:
-    """A text type whose JSON schema and validation carry `pattern`. (`Annotated[str, StringConstraints]`
-    would not do: pydantic moves the constraint into the field's metadata, and DSPy builds the output
-    schema and parses from the bare annotation.)"""
-
-    def schema(cls: type, source: Any, handler: pydantic.GetCoreSchemaHandler) -> core_schema.CoreSchema:
-        return core_schema.str_schema(pattern=pattern)
-
-    return type("ConstrainedText", (str,), {"__get_pydantic_core_schema__": classmethod(schema)})
 
 
 def contains_pattern(pieces: list[list[str]]) -> str:

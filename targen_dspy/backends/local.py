@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from targen_dspy.errors import ModelError
+from targen_dspy.signatures.steps import GRAMMAR_PATTERN
 
 logger = logging.getLogger(__name__)
 
@@ -63,11 +64,14 @@ def _without_extra_buffer_types():
 
 
 def bounded_schema(schema: Any) -> Any:
-    """Copy of a JSON schema with length limits on every free string and array that has none."""
+    """Copy of a JSON schema with length limits on every free string and array that has none, and the
+    grammar-only patterns of the signatures (`x-grammar-pattern`) made patterns."""
     schema = copy.deepcopy(schema)
 
     def visit(node: Any) -> None:
         if isinstance(node, dict):
+            if GRAMMAR_PATTERN in node:
+                node["pattern"] = node.pop(GRAMMAR_PATTERN)
             if node.get("type") == "string" and "enum" not in node:
                 node.setdefault("minLength", 1)  # an empty field is never a usable instance
                 node.setdefault("maxLength", MAX_STRING_CHARS)

@@ -82,12 +82,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     method.add_argument(
         "--patience", type=int, default=3, help="stop after this many rounds with nothing new"
     )
-    method.add_argument(
-        "--topics",
-        type=int,
-        default=8,
-        help="settings asked for once, one given to each call, for diversity (0: none, as in the paper)",
-    )
     parser.add_argument("--force", action="store_true", help="resume even if the spec or program changed")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
@@ -162,10 +156,9 @@ def _self_reference(spec, args: argparse.Namespace) -> None:
         max_rounds=args.max_rounds,
         patience=args.patience,
         near_duplicate=args.near_duplicate,
-        topics=args.topics,
     )
     run_dir = RunDirectory(args.out or Path("runs") / f"{spec.name}-self-reference")
-    program = SelfReferenceGenerator(spec, format_example(spec, args.example), topics=args.topics > 0)
+    program = SelfReferenceGenerator(spec, format_example(spec, args.example))
     models = use_models(program, args)
     with dspy.context(adapter=adapter_for(args.model)):
         stats = run_self_reference(

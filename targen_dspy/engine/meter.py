@@ -37,6 +37,22 @@ class Meter(BaseCallback):
             with self._lock:
                 self.calls += 1
 
+    @contextlib.contextmanager
+    def counting(self, program: dspy.Module) -> Iterator[None]:
+        """Count the LM calls of `program` (its predictors' models and the context's) while inside.
+
+        The meter is added to those LMs' own callbacks, not DSPy's global ones: with a global callback
+        DSPy binds the arguments of every module and adapter call too, not only the LM's."""
+        models = [dspy.settings.lm, *(predictor.lm for predictor in program.predictors())]
+        lms = list({id(lm): lm for lm in models if lm is not None}.values())
+        for lm in lms:
+            lm.callbacks = [*lm.callbacks, self]  # a new list: the LM's may be shared
+        try:
+            yield
+        finally:
+            for lm in lms:
+                lm.callbacks = [callback for callback in lm.callbacks if callback is not self]
+
     def count_retry(self) -> None:
         with self._lock:
             self.retries += 1

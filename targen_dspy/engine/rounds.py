@@ -41,14 +41,11 @@ class RoundSettings:
     max_rounds: int | None = None  # default: four times the rounds an ideal run needs
     near_duplicate: float = 0.95  # cosine above which two examples count as one (with embeddings)
     patience: int = 3  # rounds in a row that yield nothing new before the run stops
-    topics: int = 8  # settings asked for once, one per call (0: the paper's method, no topics)
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.n < 1 or self.batch_size < 1 or self.references < 1:
             raise RunError("-n, --batch-size and --references must be at least 1")
-        if self.topics < 0:
-            raise RunError(f"--topics must be 0 (none) or more, got {self.topics}")
         if self.strategy not in STRATEGIES:
             raise RunError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
 
@@ -113,7 +110,6 @@ def run_self_reference(
     round_ = max((r["round"] for r in records), default=-1) + 1
     last_batch = [r for r in records if r["round"] == round_ - 1]
     engine = CallEngine(RunSettings(n=settings.n, retry=retry or RetryPolicy()))
-    topics = _topics(program, run_dir, engine, settings.topics)
     failures, idle, stopped = 0, 0, None
     bar = tqdm(
         total=settings.n,
@@ -123,7 +119,8 @@ def run_self_reference(
         disable=not progress,
     )
     with (
-        dspy.context(disable_history=True, callbacks=[*dspy.settings.callbacks, engine.meter]),
+        dspy.context(disable_history=True),
+        engine.meter.counting(program),
         run_dir.appender() as data,
         run_dir.appender(failed=True) as failed,
     ):
@@ -147,7 +144,6 @@ def run_self_reference(
                     references=references,
                     count=settings.batch_size,
                     sampling_seed=settings.seed + 1000 * round_ + call,
-                    topic=rng.choice(topics) if topics else None,
                 )
                 try:
                     examples = engine.call(write, 1).examples
@@ -188,23 +184,6 @@ def run_self_reference(
     }
     run_dir.write_json(run_dir.stats, stats)
     return stats
-
-
-def _topics(
-    program: SelfReferenceGenerator, run_dir: RunDirectory, engine: CallEngine, count: int
-) -> list[str]:
-    """The run's topics: asked for once and kept in materials.json, so a resumed run uses the same."""
-    if not count:
-        return []
-    if program.topics is None:
-        raise RunError("topics were asked for but the program was built without them (topics=True)")
-    topics = run_dir.read_json(run_dir.materials)
-    if not topics:
-        topics = engine.call(partial(program.topics, count=count), 1).contexts
-        if not topics:
-            raise RunError("the model proposed no topics; use --topics 0 or a stronger --model")
-        run_dir.write_json(run_dir.materials, topics)
-    return topics
 
 
 def _label_counts(records: list[dict[str, Any]], label_field: str) -> dict[str, int]:

@@ -343,9 +343,10 @@ def run(
     started = time.monotonic()
     # No per-call history, and no trace (DSPy keeps the last 10,000 predictions, inputs included): both
     # would grow with the run; the meter keeps counts instead. One pool for the whole run: DSPy's disk
-    # cache opens a SQLite connection per thread and shard, so every new thread costs memory.
+    # cache opens a SQLite connection per thread, so every new thread costs memory.
     with (
-        dspy.context(disable_history=True, trace=None, callbacks=[*dspy.settings.callbacks, engine.meter]),
+        dspy.context(disable_history=True, trace=None),
+        engine.meter.counting(program),
         ThreadPoolExecutor(settings.workers, thread_name_prefix="targen") as pool,
     ):
         done = {record["id"] for record in run_dir.iter_records()}

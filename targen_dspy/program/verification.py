@@ -1,10 +1,11 @@
 """Code-based verification (DataGen): the model writes a Python program that computes an instance's
 answer from the problem alone, the sandbox runs it, and the computed answer decides. An answer that
 differs from the instance's label relabels it; a program that fails (an error, a limit, no number
-printed) drops the instance."""
+printed) drops the instance, and so does a program that only states a number instead of calculating it."""
 
 from __future__ import annotations
 
+import ast
 import math
 import re
 from typing import Any
@@ -23,6 +24,21 @@ def strip_fences(code: str) -> str:
     """The program without the Markdown code fence a model may wrap it in."""
     match = _FENCE.match(code)
     return match.group(1) if match else code
+
+
+def computes(code: str) -> bool:
+    """Whether the program calculates anything (an operator, or a call other than print), rather than only
+    stating a number; a program that does not parse is left to the sandbox to report."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return True
+    for node in ast.walk(tree):
+        if isinstance(node, ast.BinOp | ast.AugAssign):
+            return True
+        if isinstance(node, ast.Call) and not (isinstance(node.func, ast.Name) and node.func.id == "print"):
+            return True
+    return False
 
 
 class CodeVerifier(dspy.Module):
@@ -49,8 +65,11 @@ class CodeVerifier(dspy.Module):
             config={"temperature": 0.0, "seed": sampling_seed},
         )
         code = strip_fences(written.solution_code)
-        result = run_python(code, self.limits)
         extra: dict[str, Any] = {"solution_code": code}
+        if not computes(code):  # `print(42)` restates an answer; it does not check one
+            reason = "the solution program calculates nothing, it only states a number"
+            return dspy.Prediction(label=label, extra=extra, rejected={"by": "code", "reason": reason})
+        result = run_python(code, self.limits)
         answer = result.answer
         if not result.ok:
             reason = f"the solution program failed: {result.error}"

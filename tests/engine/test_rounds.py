@@ -18,8 +18,7 @@ def ex(i, label="entailment"):
 
 
 def generate(spec, path, lm, **settings):
-    settings.setdefault("topics", 0)
-    program = SelfReferenceGenerator(spec, EXAMPLE, topics=settings["topics"] > 0)
+    program = SelfReferenceGenerator(spec, EXAMPLE)
     with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
         return run_self_reference(
             program,
@@ -92,19 +91,3 @@ def test_format_example_sources(rte, tmp_path):
         format_example(rte, path)
     with pytest.raises(RunError, match="cannot read"):
         format_example(rte, tmp_path / "missing.json")
-
-
-def test_topics_are_asked_for_once_and_each_call_gets_one(rte, tmp_path):
-    topics = ["volcanology", "football transfers"]
-    lm = json_lm([{"contexts": topics}, {"examples": [ex(0), ex(1)]}, {"examples": [ex(2), ex(3)]}])
-    stats = generate(rte, tmp_path, lm, n=4, batch_size=2, references=1, topics=2)
-    assert stats["instances"] == 4
-    prompts = [entry["messages"][-1]["content"] for entry in lm.history]
-    assert "proposed" not in prompts[0] and all(
-        any(topic in prompt for topic in topics) for prompt in prompts[1:]
-    )
-    assert json.loads((tmp_path / "materials.json").read_text()) == topics
-    # resumed: the kept topics are reused, not asked for again (one call: the examples)
-    resumed = json_lm([{"examples": [ex(4), ex(5)]}])
-    stats = generate(rte, tmp_path, resumed, n=6, batch_size=2, references=1, topics=2)
-    assert stats["instances"] == 6 and stats["this_invocation"]["calls"] == 1

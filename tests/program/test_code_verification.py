@@ -57,9 +57,11 @@ def test_a_right_answer_is_left_alone(math_word):
     "code, reason",
     [
         ("print(36 / 0)", "ZeroDivisionError"),
-        ("print('about twenty')", "printed no number"),
+        ("print('about' + ' twenty')", "printed no number"),
         ("print(27 / 2)", "13.5, not a whole number"),
-        ("import socket\nprint(27)", "importing socket is blocked"),
+        ("import socket\nprint(3 * 9)", "importing socket is blocked"),
+        ("print(27)", "calculates nothing"),
+        ("1234567890", "calculates nothing"),
     ],
 )
 def test_a_failing_program_drops_the_instance(math_word, code, reason):
@@ -123,7 +125,7 @@ def math_lm(codes: dict[str, str]):
 
 
 def test_targen_verifies_after_self_correction(math_word):
-    lm = math_lm({"Muffins": "print(27)"})
+    lm = math_lm({"Muffins": "print(3 * 9)"})
     with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
         pred = TarGEN(math_word, GenerationOptions(verify_code=True))(
             setting="bakery", seed="Muffins", label=None
@@ -144,7 +146,7 @@ def generate(spec, path, lm, n):
 
 
 def test_the_engine_relabels_keeps_and_drops_and_counts(math_word, tmp_path):
-    codes = {"Muffins": "print(30)", "Cakes": "print(3 * 9)", "Rolls": "print(1 / 0)"}
+    codes = {"Muffins": "print(3 * 10)", "Cakes": "print(3 * 9)", "Rolls": "print(1 / 0)"}
     stats = generate(math_word, tmp_path, math_lm(codes), 3)
     records = {r["question"]: r for r in map(json.loads, (tmp_path / "data.jsonl").read_text().splitlines())}
     assert set(records) == {"Muffins?", "Cakes?"}

@@ -2,16 +2,18 @@ import json
 import re
 from typing import Literal, get_args, get_origin
 
+import pydantic
 import pytest
 from dspy.adapters.utils import parse_value
 
 from targen_dspy.signatures import (
+    ProposeContexts,
     correction_signature,
     instance_signature,
     load_task,
     seed_signature,
 )
-from targen_dspy.signatures.steps import constrain, contains_pattern
+from targen_dspy.signatures.steps import GRAMMAR_PATTERN, SeedText, constrain, contains_pattern
 
 
 def test_instance_signature_takes_label_as_input_and_writes_typed_fields(rte, copa):
@@ -40,7 +42,7 @@ def test_structured_seed_signature_writes_objects_of_its_parts(wic):
     schema = seed_type.model_json_schema()["properties"]
     assert schema["word"]["pattern"] == "^([a-z]{3,14})$"  # for the grammar; the seed step checks it
     assert seed_type.model_validate({"word": "Not One Word"}).sense1 == ""  # a cut-off seed still parses
-    assert seed_signature(load_task("rte")).output_fields["seeds"].annotation == list[str]
+    assert seed_signature(load_task("rte")).output_fields["seeds"].annotation == list[SeedText]
 
 
 def test_structured_seed_comes_in_as_its_parts(wic):
@@ -120,3 +122,23 @@ def test_constrained_schemas_compile_to_llama_cpp_grammars():
             schema = bounded_schema(_get_structured_outputs_response_format(sig).model_json_schema())
             text = grammar.json_schema_to_gbnf(json.dumps(schema))
             assert grammar.LlamaGrammar.from_string(text, verbose=False) is not None
+
+
+def test_contexts_and_plain_seeds_steer_only_the_embedded_grammar():
+    """Contexts and plain seeds must start with a letter in the local grammar (the 135M model writes
+    "1.1.2.1" otherwise); a remote model's answer is parsed as any text."""
+    grammar = pytest.importorskip("llama_cpp.llama_grammar")
+    from dspy.adapters.json_adapter import _get_structured_outputs_response_format
+
+    from targen_dspy.backends.local import bounded_schema
+
+    for sig, name in ((ProposeContexts, "contexts"), (seed_signature(load_task("rte")), "seeds")):
+        schema = bounded_schema(_get_structured_outputs_response_format(sig).model_json_schema())
+        item = schema["properties"][name]["items"]
+        assert GRAMMAR_PATTERN not in item
+        assert re.fullmatch(item["pattern"], "a hospital ward")
+        assert not re.fullmatch(item["pattern"], "1.1.2.1")
+        text = grammar.json_schema_to_gbnf(json.dumps(schema))
+        assert grammar.LlamaGrammar.from_string(text, verbose=False) is not None
+        parsed = pydantic.TypeAdapter(sig.output_fields[name].annotation).validate_python(["1.1.2.1"])
+        assert parsed == ["1.1.2.1"]
