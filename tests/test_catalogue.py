@@ -212,18 +212,20 @@ def test_validate_prints_each_step_signature_with_typed_fields(tmp_path, capsys)
 @pytest.mark.slow
 @pytest.mark.parametrize("task", catalogue_names())
 def test_generate_every_task_on_the_embedded_model(task, tmp_path):
-    """`targen generate TASK -n 6`: schema-valid lines in SuperGLUE's names, constrained labels split
-    exactly as planned, computed fields consistent."""
+    """`targen generate TASK -n 4`: schema-valid lines in SuperGLUE's names, constrained labels split
+    exactly as planned (2/1/1 for three labels), computed fields consistent, stats that add up."""
     spec = load_task(task)
-    assert main(["generate", task, "-n", "6", "-o", str(tmp_path), "-q"]) == 0
+    assert main(["generate", task, "-n", "4", "-o", str(tmp_path), "-q"]) == 0
     records = [json.loads(line) for line in (tmp_path / "data.jsonl").read_text().splitlines()]
-    assert len(records) == 6
+    assert len(records) == 4
     if spec.open_label:  # no label is chosen first: the model writes one for each seed
-        assert len({r["seed"] for r in records}) == 6
+        assert len({r["seed"] for r in records}) == 4
     else:
         assert Counter(json.dumps(r["constrained_label"]) for r in records) == {
-            json.dumps(label): count for label, count in label_counts(spec, 6).items()
+            json.dumps(label): count for label, count in label_counts(spec, 4).items()
         }
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert stats["instances"] == 4 and sum(stats["labels"].values()) == 4
     for record in records:
         spec.validate_example(record)  # every field with its type, the final label in the label set
         assert inconsistencies(task, record) == []

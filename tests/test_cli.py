@@ -24,6 +24,17 @@ def test_tasks_lists_catalogue():
     out = targen("tasks")
     assert out.returncode == 0
     assert "rte" in out.stdout and "copa" in out.stdout
+    boolq = next(line for line in out.stdout.splitlines() if line.startswith("boolq "))
+    assert boolq.endswith("-> true, false")  # labels as they are written in the data
+    starts = {len(line) - len(line.split(None, 1)[1]) for line in out.stdout.splitlines()}
+    assert len(starts) == 1  # the field lists start in one column, however long the task name
+
+
+def test_a_closed_pipe_is_not_an_error():
+    out = subprocess.run(
+        f"{sys.executable} -m targen_dspy.cli tasks | head -1", shell=True, capture_output=True, text=True
+    )
+    assert out.stdout.startswith("axg") and "Traceback" not in out.stderr
 
 
 @pytest.mark.parametrize(

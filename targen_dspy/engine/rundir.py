@@ -23,6 +23,15 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+# Characters that JSON leaves raw but Python's str.splitlines() (and some editors) break lines at.
+_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def jsonl_line(record: dict[str, Any]) -> str:
+    """`record` as one JSON line that every line splitter reads as one line."""
+    return json.dumps(record, ensure_ascii=False).translate(_LINE_BREAKS) + "\n"
+
+
 class JsonlAppender:
     """Append-only JSONL writer: one line per record, each durable when `append` returns."""
 
@@ -30,7 +39,7 @@ class JsonlAppender:
         self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
 
     def append(self, record: dict[str, Any]) -> None:
-        self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._file.write(jsonl_line(record))
         self._file.flush()
         os.fsync(self._file.fileno())
 

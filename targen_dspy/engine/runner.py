@@ -14,7 +14,7 @@ import time
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -287,20 +287,27 @@ def _dispatch(
 ) -> Iterator[dict[str, Any]]:
     """Rolling dispatch: a new slot starts as soon as any worker is free, so a slow call never idles
     the others; at most 2 × workers slots are in flight, whatever the size of the run. `slots` may
-    still be waiting for seeds: it is read by a feed thread and polled between completions."""
+    still be waiting for seeds: it is read by a feed thread and polled between completions. Finished
+    slots arrive through a queue (`concurrent.futures.wait` would visit every slot in flight per
+    completion)."""
     workers = engine.settings.workers
     feed = _Feed(slots)
+    finished: queue.Queue[Future] = queue.Queue()
     running: set[Future] = set()
     try:
         while True:
             while len(running) < 2 * workers and (slot := feed.get(block=not running)) is not None:
-                running.add(_submit(pool, _make, program, slot, engine))
+                future = _submit(pool, _make, program, slot, engine)
+                running.add(future)
+                future.add_done_callback(finished.put)
             if not running:
                 return
-            timeout = None if feed.done else FEED_POLL_SECONDS
-            done, running = wait(running, timeout=timeout, return_when=FIRST_COMPLETED)
-            for future in done:
-                yield future.result()
+            try:
+                future = finished.get(timeout=None if feed.done else FEED_POLL_SECONDS)
+            except queue.Empty:
+                continue
+            running.discard(future)
+            yield future.result()
     finally:  # Ctrl-C or an error: drop what has not started, let running calls finish
         feed.stop()
         for future in running:

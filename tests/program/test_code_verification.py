@@ -177,15 +177,15 @@ def test_verify_code_on_a_task_without_numeric_labels_is_a_one_line_error(tmp_pa
 
 @pytest.mark.slow
 def test_generate_math_word_with_verify_code_on_the_embedded_model(tmp_path, capsys):
-    """`targen generate math_word -n 4 --verify-code`: every slot ends kept with a computed answer, or
+    """`targen generate math_word -n 2 --verify-code`: every slot ends kept with a computed answer, or
     rejected with the reason, or failed; the counts add up. (The 135M model is weak: no correctness.)"""
-    assert main(["generate", "math_word", "-n", "4", "-o", str(tmp_path), "--verify-code", "-q"]) == 0
+    assert main(["generate", "math_word", "-n", "2", "-o", str(tmp_path), "--verify-code", "-q"]) == 0
     spec = load_task("math_word")
     run_dir = RunDirectory(tmp_path)
     kept = run_dir.records()
     rejected = list(run_dir.iter_jsonl(run_dir.rejected))
     failed = list(run_dir.iter_jsonl(run_dir.failed))
-    assert len(kept) + len(rejected) + len(failed) == 4
+    assert len(kept) + len(rejected) + len(failed) == 2
     for record in kept:
         spec.validate_example(record)
         assert isinstance(record["verified_answer"], int) and record["solution_code"]
