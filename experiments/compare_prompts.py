@@ -241,7 +241,7 @@ def section(result: dict[str, Any], images: str) -> str:
 
 def write_summary(out: Path) -> Path:
     """compare_prompts.md: every experiment under `out`, by folder name."""
-    found = sorted(out.glob("*/*/results.json"))
+    found = sorted(out.glob("*/n*-gold*/results.json"))  # not other experiments' (datagen/)
     parts = [
         "# Compiled vs hand-written prompts, TarGEN vs self-reference",
         "",
