@@ -122,7 +122,7 @@ def run_self_reference(
         dspy.context(disable_history=True),
         engine.meter.counting(program),
         run_dir.appender() as data,
-        run_dir.appender(failed=True) as failed,
+        run_dir.appender(run_dir.failed) as failed,
     ):
         while len(records) < settings.n:
             if round_ >= settings.round_cap:

@@ -10,7 +10,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from targen_dspy.errors import RunError
 
@@ -33,18 +33,23 @@ def jsonl_line(record: dict[str, Any]) -> str:
 
 
 class JsonlAppender:
-    """Append-only JSONL writer: one line per record, each durable when `append` returns."""
+    """Append-only JSONL writer: one line per record, each durable when `append` returns. The file is
+    opened at the first record, so a run with no duplicates or rejections has no such file."""
 
     def __init__(self, path: Path):
-        self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
+        self.path = path
+        self._file: TextIO | None = None
 
     def append(self, record: dict[str, Any]) -> None:
+        if self._file is None:
+            self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
         self._file.write(jsonl_line(record))
         self._file.flush()
         os.fsync(self._file.fileno())
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
 
     def __enter__(self) -> JsonlAppender:
         return self
@@ -135,5 +140,6 @@ class RunDirectory:
             if keep < size:
                 file.truncate(keep)
 
-    def appender(self, failed: bool = False) -> JsonlAppender:
-        return JsonlAppender(self.failed if failed else self.data)
+    def appender(self, path: Path | None = None) -> JsonlAppender:
+        """An appender to one of the run's JSONL files (`data`, `failed`, `rejected`, `duplicates`)."""
+        return JsonlAppender(path or self.data)

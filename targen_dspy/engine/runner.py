@@ -28,7 +28,7 @@ from targen_dspy.engine.dedup import Embed, NearDuplicateFilter, text_fields
 from targen_dspy.engine.limits import RateLimiter, RetryPolicy, call_with_retries
 from targen_dspy.engine.meter import Meter
 from targen_dspy.engine.plan import Slot, label_counts, plan_slots, seeds_needed
-from targen_dspy.engine.rundir import JsonlAppender, RunDirectory
+from targen_dspy.engine.rundir import RunDirectory
 from targen_dspy.errors import RunError
 from targen_dspy.program import TarGEN
 from targen_dspy.program.distinct import normalise
@@ -369,7 +369,12 @@ def run(
             unit="inst",
             disable=not progress,
         )
-        with run_dir.appender() as data, run_dir.appender(failed=True) as failed:
+        with (
+            run_dir.appender() as data,
+            run_dir.appender(run_dir.failed) as failed,
+            run_dir.appender(run_dir.rejected) as rejected,
+            run_dir.appender(run_dir.duplicates) as duplicates,
+        ):
             for record in _dispatch(program, todo, engine, pool):
                 attempted += 1
                 if record.get("failed"):
@@ -377,11 +382,11 @@ def run(
                     failed.append(record)
                     bar.set_postfix(failed=failures)
                 elif record.get("rejected"):
-                    _append(run_dir.rejected, record)
+                    rejected.append(record)
                 elif group is not None and (duplicate := group.check(record)) is not None:
                     removed += 1
                     found = {"duplicate_of": duplicate.of, "cosine": duplicate.cosine}
-                    _append(run_dir.duplicates, {**record, **found})
+                    duplicates.append({**record, **found})
                     bar.set_postfix(failed=failures, duplicates=removed)
                 else:
                     data.append(record)
@@ -402,12 +407,6 @@ def run(
     }
     run_dir.write_json(run_dir.stats, stats)
     return stats
-
-
-def _append(path, record: dict[str, Any]) -> None:
-    """One durable line in a JSONL file that is rarely written (duplicates)."""
-    with JsonlAppender(path) as file:
-        file.append(record)
 
 
 def _count(records: Iterable[Any]) -> int:
