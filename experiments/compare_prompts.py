@@ -414,17 +414,18 @@ def judge(
     counts = {
         name: Counter(label_key(r[spec.label_field]) for r in records) for name, (_, records) in sets.items()
     }
-    # a classifier needs two labels; the analysis compares sets on samples of one size
-    size = min(len(records) for name, (_, records) in sets.items() if len(counts[name]) > 1)
+    # the analysis compares sets on samples of one size; a classifier needs two labels
+    size = min(len(records) for _, records in sets.values() if records)
     rows, analyses = [], {}
     for name, (path, records) in sets.items():
         labels = {label_name(label_key(v)): counts[name].get(label_key(v), 0) for v in spec.label_values}
-        if len(counts[name]) < 2:
-            note = "one label only: not judged" if records else "no instances"
-            rows.append(SetRow(name, len(records), labels, corrector=correctors.get(name), note=note))
+        if not records:
+            rows.append(SetRow(name, 0, labels, corrector=correctors.get(name), note="no instances"))
             continue
         print(f"judging {name}: {len(records)} training examples", flush=True)
-        result = downstream(spec, records, test, encoder, experiment.parent / "downstream.json", args)
+        result = None
+        if len(counts[name]) > 1:
+            result = downstream(spec, records, test, encoder, experiment.parent / "downstream.json", args)
         sample = random.Random(args.seed).sample(records, size)
         analysis = analyse(Dataset(name, path, sample), None, encoder, spec=spec, progress=not args.quiet)
         write_report(analysis, experiment / "analysis" / model_slug(name))
@@ -435,15 +436,16 @@ def judge(
                 name,
                 len(records),
                 labels,
-                accuracy=result.accuracy,
-                ci_low=result.ci_low,
-                ci_high=result.ci_high,
+                accuracy=result.accuracy if result else None,
+                ci_low=result.ci_low if result else None,
+                ci_high=result.ci_high if result else None,
                 corrector=correctors.get(name),
                 distinct_1=figures.lexical.distinct_1,
                 distinct_2=figures.lexical.distinct_2,
                 cosine=figures.cosine.mean,
                 near_duplicates=figures.cosine.near_duplicate_rate,
-                pvi=None if figures.pvi is None else figures.pvi.v_information,
+                pvi=figures.pvi.v_information if result and figures.pvi else None,  # 0 with one label
+                note="" if result else "one label only: no classifier",
             )
         )
     return rows, {"size": size, "sets": analyses}

@@ -94,6 +94,7 @@ def run_self_reference(
         "method": "self-reference",
         "spec_hash": spec.hash,
         "program_hash": program_hash(program),
+        "presence_penalty": program.presence_penalty,
         "models": models,
         "settings": asdict(settings),
     }

@@ -14,10 +14,15 @@ from targen_dspy.signatures.self_reference import self_reference_signature
 
 
 class SelfReferenceGenerator(dspy.Module):
-    def __init__(self, spec: TaskSpec, example: dict[str, Any]):
+    """`presence_penalty` (OpenAI's range, -2 to 2) asks the model not to reuse the words it is shown:
+    the embedded model applies it to the words of the format example and references, which it would
+    otherwise copy (see `LlamaCppEngine`)."""
+
+    def __init__(self, spec: TaskSpec, example: dict[str, Any], presence_penalty: float = 2.0):
         super().__init__()
         self.spec = spec
         self.example = example
+        self.presence_penalty = presence_penalty
         self.write = dspy.Predict(self_reference_signature(spec, example))
 
     def forward(
@@ -29,6 +34,6 @@ class SelfReferenceGenerator(dspy.Module):
             format_example=self.example,
             references=[{k: r[k] for k in self.example} for r in references],
             count=count,
-            config={"seed": sampling_seed},
+            config={"seed": sampling_seed, "presence_penalty": self.presence_penalty},
         )
         return dspy.Prediction(examples=[example.model_dump() for example in written.examples])

@@ -3,6 +3,7 @@ import json
 import dspy
 import pytest
 
+from targen_dspy.cli import main
 from targen_dspy.engine.limits import RetryPolicy
 from targen_dspy.engine.rounds import RoundSettings, format_example, run_self_reference
 from targen_dspy.engine.rundir import RunDirectory
@@ -91,3 +92,17 @@ def test_format_example_sources(rte, tmp_path):
         format_example(rte, path)
     with pytest.raises(RunError, match="cannot read"):
         format_example(rte, tmp_path / "missing.json")
+
+
+@pytest.mark.slow
+def test_self_reference_on_the_embedded_model_writes_30_valid_distinct_examples(rte, tmp_path):
+    """`targen generate rte --method self-reference -n 30`: the embedded model, which copies what it is
+    shown, still fills the run with distinct examples (its presence penalty covers the prompt)."""
+    assert main(["generate", "rte", "--method", "self-reference", "-n", "30", "-o", str(tmp_path), "-q"]) == 0
+    records = lines(tmp_path)
+    assert len(records) == 30
+    for record in records:
+        rte.validate_example({k: record[k] for k in ("premise", "hypothesis", "label")})
+    texts = {(r["premise"].strip().lower(), r["hypothesis"].strip().lower()) for r in records}
+    assert len(texts) == 30 and (EXAMPLE["premise"].lower(), EXAMPLE["hypothesis"].lower()) not in texts
+    assert json.loads((tmp_path / "stats.json").read_text())["instances"] == 30
