@@ -9,6 +9,7 @@ the entities an answer is chosen from), which a JSON-schema grammar then enforce
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, get_args
 
@@ -258,9 +259,11 @@ def seed_signature(spec: TaskSpec) -> type[dspy.Signature]:
     return WriteSeeds.with_updated_fields("seeds", type_=list[seed_type])
 
 
+@functools.lru_cache(maxsize=64)
 def at_most(signature: type[dspy.Signature], name: str, count: int) -> type[dspy.Signature]:
     """`signature` with its list output `name` allowed at most `count` items by the JSON schema (the
-    grammar), so that a small model asked for two seeds does not write eight; parsing takes any number."""
+    grammar), so that a small model asked for two seeds does not write eight; parsing takes any number.
+    Cached: building a signature costs about as much client CPU as the model call it is for."""
     item = get_args(signature.output_fields[name].annotation)[0]
 
     def json_schema(cls: type, core: core_schema.CoreSchema, handler: pydantic.GetJsonSchemaHandler) -> Any:

@@ -1,0 +1,60 @@
+"""The meter: LM calls, cache hits and tokens of a run, and the tokens of each unit of work."""
+
+import contextvars
+import threading
+import uuid
+
+import dspy
+from dspy.lm15 import Message, Response, TextPart, Usage
+
+from targen_dspy.engine.meter import Meter
+
+
+class UsageEngine:
+    """A DSPy engine answering every request with the same JSON and 7 prompt + 3 completion tokens."""
+
+    supports_response_schema = True
+    supported_params = frozenset({"response_format", "temperature", "max_tokens", "seed"})
+
+    def complete(self, request):
+        return Response(
+            id="r",
+            model="usage-engine",
+            message=Message.assistant([TextPart('{"answer": "yes"}')]),
+            finish_reason="stop",
+            usage=Usage(input_tokens=7, output_tokens=3, total_tokens=10),
+        )
+
+    def close(self):
+        pass
+
+
+def test_calls_cache_hits_tokens_and_per_unit_tokens_across_threads():
+    lm = dspy.LM("local/usage-engine", engine=UsageEngine(), cache=True)
+    program = dspy.Predict("question -> answer")
+    meter = Meter()
+    asked = uuid.uuid4().hex  # nothing in the test cache yet
+    units: list[int] = []
+
+    def work(question: str, calls: int) -> None:
+        with meter.unit() as usage:
+            for _ in range(calls):
+                program(question=question)  # the second time: from DSPy's cache
+        units.append(usage.tokens)
+
+    with dspy.context(lm=lm, adapter=dspy.JSONAdapter()), meter.counting(program):
+        threads = [  # in a copy of the context, as the engine's workers
+            threading.Thread(target=contextvars.copy_context().run, args=(work, f"{asked} {i}", 2))
+            for i in range(3)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        program(question=f"{asked} outside any unit")
+    summary = meter.summary()
+    assert summary["calls"] == 7 and summary["cache_hits"] == 3
+    assert summary["prompt_tokens"] == 4 * 7 and summary["completion_tokens"] == 4 * 3
+    assert units == [10, 10, 10]  # each unit its own billed call, the cached one free
+    assert meter.mean_tokens_per_call() == 10
+    assert lm.callbacks == []  # counting leaves the LM as it found it
