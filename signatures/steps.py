@@ -412,14 +412,25 @@ def with_options(
     time, after the tuned instructions and demos, like `constrain`."""
     inputs: dict[str, Any] = {}
     if attributes:
+        inputs["attributes"] = dict(attributes)
+    if constraints:
+        inputs["constraints"] = list(constraints)
+    return _option_fields(signature, bool(attributes), bool(constraints)), inputs
+
+
+@functools.lru_cache(maxsize=64)
+def _option_fields(
+    signature: type[dspy.Signature], attributes: bool, constraints: bool
+) -> type[dspy.Signature]:
+    """The fields of `with_options`, which depend on which options a call has, not on their values:
+    cached, as every call of a run with options would otherwise build the same signature again."""
+    if attributes:
         field = dspy.InputField(desc="Properties the example must have: each attribute and its value")
         signature = signature.append("attributes", field, type_=dict[str, str])
-        inputs["attributes"] = dict(attributes)
     if constraints:
         field = dspy.InputField(desc="Rules from the dataset's author that every output must follow")
         signature = signature.append("constraints", field, type_=list[str])
-        inputs["constraints"] = list(constraints)
-    return signature, inputs
+    return signature
 
 
 def step_signatures(spec: TaskSpec) -> dict[str, type[dspy.Signature]]:

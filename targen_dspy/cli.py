@@ -52,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `targen tasks | head`: the reader left; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:  # after BrokenPipeError, one of its kind
+        if exc.filename is None:  # not a path the user gave or can fix: a bug, show it whole
+            raise
+        print(f"targen: cannot use {exc.filename}: {exc.strerror}; check the path", file=sys.stderr)
+        return EXIT_USAGE
     return 0
 
 

@@ -202,3 +202,11 @@ def test_compile_then_generate_with_the_compiled_program(tmp_path, capsys):
     from targen_dspy.signatures import load_task
 
     assert manifest["program_hash"] == program_hash(load_compiled(load_task("rte"), program))
+
+
+def test_an_output_path_that_cannot_be_made_is_one_line(tmp_path):
+    (tmp_path / "a_file").write_text("")
+    out = targen("generate", "rte", "-n", "2", "-o", str(tmp_path / "a_file" / "run"))
+    assert out.returncode == 2, out.stderr
+    assert str(tmp_path / "a_file") in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1

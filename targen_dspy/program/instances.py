@@ -73,8 +73,9 @@ class InstanceGenerator(dspy.Module):
         The slot's `attributes` (values of the spec's attributes) and the run's constraints, when there
         are any, are inputs of their own."""
         seed_values, from_seed = seed_inputs(self.spec, seed)
-        signature = constrain(self.write.signature, self.spec, from_seed)
-        signature, extra = with_options(signature, self.constraints, attributes)
+        # options first: their signature is cached per tuned signature, a constrained one is per seed
+        signature, extra = with_options(self.write.signature, self.constraints, attributes)
+        signature = constrain(signature, self.spec, from_seed)
         if self.spec.open_label:  # no label is chosen first: the model writes it after the fields
             target = {"label_description": self.spec.label_description}
         else:

@@ -46,8 +46,9 @@ class _Rewriter(dspy.Module):
         """The instance's fields and label as `predict` rewrites them, or None when its answer is
         unusable."""
         _, from_seed = seed_inputs(self.spec, seed)
-        signature = constrain(predict.signature, self.spec, from_seed)
-        signature, extra = with_options(signature, self.constraints, attributes)
+        # options first: their signature is cached per tuned signature, a constrained one is per seed
+        signature, extra = with_options(predict.signature, self.constraints, attributes)
+        signature = constrain(signature, self.spec, from_seed)
         try:
             written = predict(
                 signature=signature,
