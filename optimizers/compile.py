@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 import dspy
 
-from targen_dspy.errors import SpecError
+from targen_dspy.engine.limits import PARSE_ATTEMPTS, Unparseable, until_parsed
+from targen_dspy.errors import RunError, SpecError
 from targen_dspy.optimizers.gold import correction_examples, gold_texts, split_gold
 from targen_dspy.optimizers.metrics import correction_metric, generation_metric
 from targen_dspy.program import SelfCorrector, TarGEN
@@ -122,9 +124,24 @@ def _tune(
 
 
 def tuning_slots(program: TarGEN, count: int, seed: int) -> list[dspy.Example]:
-    """(setting, seed, label) slots from the program's own contexts and seeds: tuning stays seedless."""
-    settings = program.contexts(count=max(1, count // 4), sampling_seed=seed).contexts
-    raw = [(setting, s) for setting in settings for s in program.seeds(setting=setting, count=4).seeds]
+    """(setting, seed, label) slots from the program's own contexts and seeds: tuning stays seedless.
+    Answers that do not parse are asked again as in a run; a step that never parses is a RunError."""
+    try:
+        settings = until_parsed(
+            "contexts", partial(program.contexts, count=max(1, count // 4)), seed, PARSE_ATTEMPTS
+        ).contexts
+        raw = [
+            (setting, s)
+            for setting in settings
+            for s in until_parsed(
+                "seeds", partial(program.seeds, setting=setting, count=4), 0, PARSE_ATTEMPTS
+            ).seeds
+        ]
+    except Unparseable as exc:
+        model = program.contexts.propose.lm or dspy.settings.lm
+        raise RunError(
+            f"{exc.describe(getattr(model, 'model', 'the model'))}; try a stronger --model"
+        ) from None
     if not raw:
         raise SpecError("the model wrote no contexts or seeds to tune generation on; try a stronger --model")
     labels = program.spec.label_values

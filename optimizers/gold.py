@@ -12,33 +12,43 @@ from typing import Any
 import dspy
 
 from targen_dspy.errors import SpecError
+from targen_dspy.inputs import MB, excerpt, one_line, read_text
 from targen_dspy.signatures import TaskSpec
+
+MAX_VALSET_BYTES = 50 * MB  # a gold set is tens of examples; this is far above any real one
 
 
 def load_gold(spec: TaskSpec, path: Path) -> list[dict[str, Any]]:
-    """Rows of a JSONL file with the task's fields and label (extra columns such as `idx` are ignored)."""
+    """Rows of a JSONL file with the task's fields and label (extra columns such as `idx` are ignored),
+    each checked against the spec's types before any model is built."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = read_text(path, "--valset", SpecError, max_bytes=MAX_VALSET_BYTES).split("\n")
     except OSError as exc:
         raise SpecError(f"cannot read --valset {path}: {exc.strerror}") from None
+    names = [*spec.fields, spec.label_field]
     rows = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
-        except json.JSONDecodeError:
-            raise SpecError(f"{path}:{number} is not a JSON object; --valset takes JSONL") from None
-        missing = [name for name in [*spec.fields, spec.label_field] if name not in row]
+        except (json.JSONDecodeError, RecursionError):
+            row = None
+        if not isinstance(row, dict):
+            raise SpecError(f"{path}:{number} is not a JSON object; --valset takes JSONL, one object a line")
+        missing = [name for name in names if name not in row]
         if missing:
+            raise SpecError(f"{path}:{number} lacks {missing}; use the task's field names ({names})")
+        label = row[spec.label_field]
+        if not any(label == value and type(label) is type(value) for value in spec.label_values):
+            raise SpecError(f"{path}:{number} has label {excerpt(label)}, not one of {spec.label_values}")
+        try:  # every field with its type, strictly (no 1 for "1")
+            spec.validate_example(row)
+        except SpecError as exc:
             raise SpecError(
-                f"{path}:{number} lacks {missing}; use the task's field names ({list(spec.fields)})"
-            )
-        if row[spec.label_field] not in spec.label_values:
-            raise SpecError(
-                f"{path}:{number} has label {row[spec.label_field]!r}, not one of {spec.label_values}"
-            )
-        rows.append({name: row[name] for name in [*spec.fields, spec.label_field]})
+                one_line(f"{path}:{number}: {exc}; fix the row to fit the {spec.name} spec")
+            ) from None
+        rows.append({name: row[name] for name in names})
     if len(rows) < 4:
         raise SpecError(
             f"--valset {path} has {len(rows)} usable examples; give at least 4 (10-50 is typical)"

@@ -18,14 +18,15 @@ def catalogue_names() -> list[str]:
     return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
-def load_task(name_or_path: str) -> TaskSpec:
-    """A catalogue name (`rte`) or a path to a spec file (`my_task.yaml`)."""
+def load_task(name_or_path: str, trust_code: bool = False) -> TaskSpec:
+    """A catalogue name (`rte`) or a path to a spec file (`my_task.yaml`); only with `trust_code` may a
+    spec file's hook import code that is neither shipped nor registered (see `hook_policy`)."""
     if name_or_path in catalogue_names():
         resource = resources.files("targen_dspy.signatures") / "tasks" / f"{name_or_path}.yaml"
         return parse_spec(yaml.safe_load(resource.read_text(encoding="utf-8")), source=name_or_path)
     path = Path(name_or_path)
     if path.suffix in {".yaml", ".yml"} or path.exists():
-        return load_spec_file(path)
+        return load_spec_file(path, trust_code)
     raise SpecError(
         f"unknown task {name_or_path!r}: use one of {', '.join(catalogue_names())} or a path to a spec .yaml"
     )

@@ -1,5 +1,6 @@
-"""Code that specs declare by name: `postprocess: targen_dspy.signatures.hooks:NAME` turns what the model
-wrote (plus the seed's parts) into the task's fields.
+"""Code that specs declare by name: `postprocess: targen_dspy.signatures.hooks:NAME` (or just `NAME`) turns
+what the model wrote (plus the seed's parts) into the task's fields. Only the hooks in SHIPPED (and those
+installed packages register, see `hook_policy`) can be named by a spec that is not trusted.
 
 Computed fields are found in the text, never taken from the model, so they are consistent by
 construction; when they cannot be (the word is not there), the hook raises InconsistentInstance and
@@ -11,14 +12,22 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from targen_dspy.signatures.spec import InconsistentInstance, LabelValue, Span
+from targen_dspy.signatures.spec import InconsistentInstance, LabelValue, Postprocess, Span
 
 # Same word boundary as the generation grammar (`steps.contains_pattern`): no ASCII letter or digit.
 _BEFORE, _AFTER = r"(?<![A-Za-z0-9])", r"(?![A-Za-z0-9])"
 # The seed parts of a ReCoRD seed: the named entities a passage is written around.
 ENTITY_PARTS = ("person", "place", "organization")
+# The hooks a spec may name; the helpers below them are not hooks.
+SHIPPED: dict[str, Postprocess] = {}
 
 
+def _shipped(function: Postprocess) -> Postprocess:
+    SHIPPED[function.__name__] = function
+    return function
+
+
+@_shipped
 def place_choices(generated: dict[str, Any], label: LabelValue) -> dict[str, Any]:
     """COPA: put the plausible alternative at index `label` (0 → choice1, 1 → choice2)."""
     right, wrong = generated["plausible_choice"], generated["implausible_choice"]
@@ -31,6 +40,7 @@ def place_choices(generated: dict[str, Any], label: LabelValue) -> dict[str, Any
     }
 
 
+@_shipped
 def word_offsets(generated: dict[str, Any], label: LabelValue) -> dict[str, Any]:
     """WiC: character offsets of the word in each sentence (`end` exclusive, as in SuperGLUE)."""
     word, first, second = generated["word"], generated["sentence1"], generated["sentence2"]
@@ -48,6 +58,7 @@ def word_offsets(generated: dict[str, Any], label: LabelValue) -> dict[str, Any]
     }
 
 
+@_shipped
 def pronoun_spans(generated: dict[str, Any], label: LabelValue) -> dict[str, Any]:
     """WSC: the candidate (span1), then the other candidate, then the pronoun (span2), located in that
     order in the text; span texts as the text writes them, indices counted in whitespace tokens."""
@@ -64,6 +75,7 @@ def pronoun_spans(generated: dict[str, Any], label: LabelValue) -> dict[str, Any
     }
 
 
+@_shipped
 def cloze_fields(generated: dict[str, Any], label: LabelValue) -> dict[str, Any]:
     """ReCoRD: the seed's names are the entities (the grammar made the passage mention each of them):
     their mentions, as the passage writes them, never overlapping (a longer name wins: "Ana Reyes

@@ -9,7 +9,6 @@ indices) are declared `computed` and filled in by the task's `postprocess` hook.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -23,6 +22,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     TypeAdapter,
     ValidationError,
     field_validator,
@@ -77,6 +77,11 @@ _REFERENCE = re.compile(r"^\$([a-z][a-z0-9_]*)$")
 class InconsistentInstance(ValueError):
     """A postprocess hook cannot make the computed fields consistent with what the model wrote; the
     program turns it into a parse failure, so the engine retries the slot with a new sampling seed."""
+
+
+class HookFailed(Exception):
+    """A postprocess hook raised (anything but InconsistentInstance) or returned something that is not the
+    task's fields: that slot fails with this reason and the run goes on."""
 
 
 class Span(TypedDict):
@@ -220,6 +225,8 @@ class TaskSpec(_Frozen):
     )
 
     _fields_shorthand = field_validator("fields", "generate", mode="before")(_fields_from_yaml)
+    # The postprocess function, bound by `parse_spec` under the caller's trust decision.
+    _hook: Postprocess | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _consistent(self) -> TaskSpec:
@@ -365,7 +372,33 @@ class TaskSpec(_Frozen):
         return {label_text(label.value): label.means for label in self.labels}
 
     def postprocessor(self) -> Postprocess | None:
-        return None if self.postprocess is None else _import_function(self.postprocess)
+        """The postprocess function: the one `parse_spec` bound, else a shipped or registered hook (a
+        spec built any other way is not trusted to import code)."""
+        if self.postprocess is None:
+            return None
+        if self._hook is None:
+            self.bind_hook(trust_code=False)
+        return self._hook
+
+    def bind_hook(self, trust_code: bool) -> None:
+        """Resolve `postprocess` now (a SpecError if it may not run or is missing), not mid-run."""
+        from targen_dspy.signatures.hook_policy import resolve_hook
+
+        if self.postprocess is not None:
+            self._hook = resolve_hook(self.postprocess, trust_code)
+
+    def check_fields(self, fields: Any) -> dict[str, Any]:
+        """`fields` as the task's fields in spec order, or a SpecError unless it is a mapping with every
+        field of its type (a postprocess hook's result is checked so, being someone's code)."""
+        if not isinstance(fields, Mapping):
+            raise SpecError(
+                f"a mapping of the fields {list(self.fields)} was expected, got {type(fields).__name__}"
+            )
+        try:
+            self._fields_type.validate_python(dict(fields))
+        except ValidationError as exc:
+            raise SpecError(_first_error(exc)) from None
+        return {name: fields[name] for name in self.fields}
 
     def seed_text(self, parts: Mapping[str, Any]) -> str:
         """A structured seed as the engine stores and plans it: JSON of its parts in spec order, so that
@@ -383,18 +416,21 @@ class TaskSpec(_Frozen):
             raise SpecError(f"seed {seed[:60]!r} is not a {self.name} seed: a JSON object with parts {names}")
         return parts
 
-    @cached_property
-    def _example_type(self) -> TypeAdapter:
-        columns = {
+    @property
+    def _field_columns(self) -> dict[str, Any]:
+        return {
             name: _exactly(field.choices) if field.choices else FIELD_TYPES[field.type]
             for name, field in self.fields.items()
         }
-        columns[self.label_field] = (
-            _open_label(self.label_type) if self.label_type is not None else _exactly(self.label_values)
-        )
-        row = TypedDict(f"{self.name}_example", columns)  # type: ignore[misc]
-        row.__pydantic_config__ = ConfigDict(strict=True)  # type: ignore[attr-defined]
-        return TypeAdapter(row)
+
+    @cached_property
+    def _fields_type(self) -> TypeAdapter:
+        return _strict_row(f"{self.name}_fields", self._field_columns)
+
+    @cached_property
+    def _example_type(self) -> TypeAdapter:
+        label = _open_label(self.label_type) if self.label_type is not None else _exactly(self.label_values)
+        return _strict_row(f"{self.name}_example", {**self._field_columns, self.label_field: label})
 
     def validate_example(self, row: Mapping[str, Any]) -> None:
         """Raise SpecError unless `row` is an instance of the task: each field with its type (strictly:
@@ -402,10 +438,7 @@ class TaskSpec(_Frozen):
         try:
             self._example_type.validate_python(dict(row))
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            got = "" if first["type"] == "missing" else f", got {first['input']!r}"
-            raise SpecError(f"{where}: {first['msg']}{got}") from None
+            raise SpecError(_first_error(exc)) from None
 
     @property
     def hash(self) -> str:
@@ -413,6 +446,20 @@ class TaskSpec(_Frozen):
         Optional keys left empty are not hashed, so a spec written before they existed keeps its hash."""
         unset = {name for name in OPTIONAL_KEYS if not getattr(self, name)}
         return hashlib.sha256(self.model_dump_json(exclude=unset).encode()).hexdigest()[:16]
+
+
+def _strict_row(name: str, columns: dict[str, Any]) -> TypeAdapter:
+    row = TypedDict(name, columns)  # type: ignore[misc]
+    row.__pydantic_config__ = ConfigDict(strict=True)  # type: ignore[attr-defined]
+    return TypeAdapter(row)
+
+
+def _first_error(exc: ValidationError) -> str:
+    """The first problem of a row, in one line: where, what, and what was given."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    got = "" if first["type"] == "missing" else f", got {first['input']!r}"[:200]
+    return f"{where}: {first['msg']}{got}"
 
 
 def _exactly(values: tuple[LabelValue, ...]) -> Any:
@@ -436,40 +483,41 @@ def label_text(value: LabelValue) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def _import_function(path: str) -> Postprocess:
-    module_name, _, attr = path.partition(":")
-    try:
-        function = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise SpecError(
-            f"postprocess {path!r} cannot be imported ({exc}); use `package.module:function`"
-        ) from exc
-    if not callable(function):
-        raise SpecError(f"postprocess {path!r} is not a function")
-    return function
+def parse_spec(data: Any, source: str = "spec", trust_code: bool = False) -> TaskSpec:
+    """Validate already-parsed YAML into a TaskSpec, or raise a one-line SpecError. Its postprocess hook
+    is bound now: a shipped or registered hook, or with `trust_code` any importable function."""
+    from targen_dspy.inputs import check_bounded, one_line
 
-
-def parse_spec(data: Any, source: str = "spec") -> TaskSpec:
-    """Validate already-parsed YAML into a TaskSpec, or raise a one-line SpecError."""
     if not isinstance(data, dict):
         raise SpecError(f"{source}: a task spec is a YAML mapping (name, description, fields, labels, ...)")
+    check_bounded(data, source, SpecError)  # before pydantic expands a YAML alias bomb
     try:
         spec = TaskSpec.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "spec"
-        raise SpecError(f"{source}: {where}: {first['msg']} (see `targen tasks` for working specs)") from None
-    spec.postprocessor()  # fail now, not mid-run, when the declared hook is missing
+        where = ".".join(p if isinstance(p, str) and p.isidentifier() else repr(p) for p in first["loc"])
+        # A key or value the user wrote may hold line breaks or be huge: the message stays one line.
+        message = one_line(f"{where or 'spec'}: {first['msg']}")
+        raise SpecError(f"{source}: {message} (see `targen tasks` for working specs)") from None
+    try:
+        spec.bind_hook(trust_code)
+    except SpecError as exc:
+        raise SpecError(f"{source}: {exc}") from None
     return spec
 
 
-def load_spec_file(path: Path) -> TaskSpec:
+def load_spec_file(path: Path, trust_code: bool = False) -> TaskSpec:
+    from targen_dspy.inputs import MB, read_text
+
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        # A spec is a few KB; the cap keeps pure-Python YAML parsing of a stray big file short.
+        data = yaml.safe_load(read_text(path, "spec", SpecError, max_bytes=MB))
     except OSError as exc:
         raise SpecError(f"cannot read spec {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         raise SpecError(f"{path}:{where} is not valid YAML; check indentation and quoting") from None
-    return parse_spec(data, source=str(path))
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise SpecError(f"spec {path} is nested too deeply; a spec is a few levels of mappings") from None
+    return parse_spec(data, source=str(path), trust_code=trust_code)

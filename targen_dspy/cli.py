@@ -9,7 +9,7 @@ import os
 import sys
 
 from targen_dspy.commands import COMMANDS
-from targen_dspy.errors import ModelError, TargenError
+from targen_dspy.errors import ModelError, TargenError, redact
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -37,11 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         COMMANDS[args.command].run(args)
     except TargenError as exc:
-        print(f"targen: {exc}", file=sys.stderr)
+        print(redact(f"targen: {exc}"), file=sys.stderr)  # messages may quote a server's error text
         return EXIT_USAGE
     except LMError as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"targen: {ModelError.__name__}: {first_line}", file=sys.stderr)
+        print(redact(f"targen: {ModelError.__name__}: {first_line}"), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(

@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from targen_dspy.errors import RunError, SpecError
+from targen_dspy.inputs import MB, read_text
 from targen_dspy.signatures import TaskSpec
 
 Record = dict[str, Any]
+MAX_DATASET_BYTES = 2_000 * MB  # read whole into memory, as are its embeddings
 # Columns the run engine adds to an instance, and SuperGLUE's row index: never the instance's text.
 BOOKKEEPING = frozenset(
     {"id", "idx", "context", "seed", "reasoning", "constrained_label", "relabeled", "duplicate_of"}
@@ -20,7 +22,8 @@ BOOKKEEPING = frozenset(
 def read_jsonl(path: Path) -> list[Record]:
     """The JSON objects of a JSONL file, one per non-empty line."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        # Lines end at "\n" only: JSON strings may hold U+2028, which str.splitlines() breaks at.
+        lines = read_text(path, "dataset", RunError, max_bytes=MAX_DATASET_BYTES).split("\n")
     except OSError as exc:
         raise RunError(f"cannot read {path}: {exc.strerror}") from None
     records = []
@@ -29,7 +32,7 @@ def read_jsonl(path: Path) -> list[Record]:
             continue
         try:
             record = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             record = None
         if not isinstance(record, dict):
             raise RunError(

@@ -6,7 +6,7 @@ import dspy
 
 from targen_dspy.backends.compact_adapter import CompactJSONAdapter
 from targen_dspy.backends.local import LlamaCppEngine
-from targen_dspy.backends.remote import remote_lm_kwargs
+from targen_dspy.backends.remote import KeySafeLM, remote_lm_kwargs
 
 LOCAL = "local"
 _local_engine: LlamaCppEngine | None = None
@@ -41,7 +41,7 @@ def build_lm(
             cache=cache,
             num_retries=0,
         )
-    return dspy.LM(
+    return KeySafeLM(
         model,
         temperature=temperature,
         max_tokens=max_tokens,

@@ -2,7 +2,13 @@
 JSON, for tests and benchmarks of the litellm path: optional fixed latency and injected faults.
 
 It reads the output field names the adapter asks for and fills each with a distinct, plausible value;
-a corrected label echoes the proposed one unless `flip_labels` is set.
+a corrected label echoes the proposed one unless `flip_labels` is set. `garbage_after` makes one step
+answer in the wrong format: a call asking for that output field gets garbage once the step has had the
+given number of good answers (0: from the start).
+
+`GET /stats` reports its traffic (`Traffic`): requests so far, when the first came and the last was
+answered, and how many were in flight at once. A request with no messages (as some clients send to read
+rate-limit headers) gets a 400, as from OpenAI.
 """
 
 from __future__ import annotations
@@ -17,11 +23,13 @@ import re
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 _ASKED_FIELDS = re.compile(r"`(\w+)`")
+# What a server that ignores the JSON format answers: DSPy's chat-adapter field blocks.
+GARBAGE = "[[ ## answer ## ]]\nnot the JSON object that was asked for"
 _PROPOSED = re.compile(r"\[\[ ## proposed_label ## \]\]\n(.+)")
 _LITERAL = re.compile(r"corrected_label`.*?Literal\[(.*?)\]")
 
@@ -36,6 +44,28 @@ class FaultPlan:
     rng: random.Random = field(default_factory=lambda: random.Random(0))
 
 
+@dataclass
+class Traffic:
+    """What the server saw: requests (every POST), the wall-clock time (`time.time()`) the first came in and
+    the last was answered, and requests in flight now and at most at once."""
+
+    requests: int = 0
+    first_request: float | None = None
+    last_answer: float | None = None
+    in_flight: int = 0
+    max_in_flight: int = 0
+
+    def arrived(self) -> None:
+        self.requests += 1
+        self.first_request = self.first_request or time.time()
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def answered(self) -> None:
+        self.in_flight -= 1
+        self.last_answer = time.time()
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     # Every call is a new connection: with the default backlog of 5, 64 clients connecting at once are
@@ -46,12 +76,21 @@ class _Server(ThreadingHTTPServer):
 class FakeOpenAI:
     """`with FakeOpenAI(latency=0.2) as server:` then use `server.api_base` with `openai/<any name>`."""
 
-    def __init__(self, latency: float = 0.0, faults: FaultPlan | None = None, flip_labels: bool = False):
+    def __init__(
+        self,
+        latency: float = 0.0,
+        faults: FaultPlan | None = None,
+        flip_labels: bool = False,
+        garbage_after: dict[str, int] | None = None,
+    ):
         self.latency = latency
         self.faults = faults or FaultPlan()
         self.flip_labels = flip_labels
+        self.garbage_after = dict(garbage_after or {})  # output field -> good answers before garbage
+        self.answered: dict[str, int] = {}  # calls so far, by output field asked for
         self.calls = 0
         self.faults_served = 0
+        self.traffic = Traffic()
         self._counter = itertools.count()
         self._lock = threading.Lock()
         self._server = _Server(("127.0.0.1", 0), self._handler())
@@ -71,7 +110,7 @@ class FakeOpenAI:
 
     def answer(self, prompt: str) -> dict[str, Any]:
         """The JSON object for the output fields named in the adapter's closing instruction."""
-        request_line = prompt.rsplit("Respond with a JSON object", 1)[-1]
+        request_line = _request_line(prompt)
         answer: dict[str, Any] = {}
         for name in _ASKED_FIELDS.findall(request_line):
             n = next(self._counter)
@@ -84,6 +123,16 @@ class FakeOpenAI:
             else:
                 answer[name] = f"{name.replace('_', ' ')} number {n}, a complete sentence."
         return answer
+
+    def garbles(self, prompt: str) -> bool:
+        """Whether this call gets garbage under `garbage_after` (and counts it)."""
+        with self._lock:
+            asked = _ASKED_FIELDS.findall(_request_line(prompt))
+            for name in asked:
+                self.answered[name] = self.answered.get(name, 0) + 1
+            return any(
+                self.answered[name] > self.garbage_after[name] for name in asked if name in self.garbage_after
+            )
 
     def _label(self, prompt: str, request_line: str) -> Any:
         proposed = _PROPOSED.search(prompt).group(1).strip()
@@ -101,8 +150,28 @@ class FakeOpenAI:
             def log_message(self, *args: object) -> None:  # keep test output clean
                 pass
 
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                if self.path.rstrip("/") != "/stats":
+                    self._send(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
+                    return
+                with server._lock:
+                    stats = asdict(server.traffic)
+                self._send(200, stats)
+
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                with server._lock:
+                    server.traffic.arrived()
+                try:
+                    self._chat(json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0)))))
+                finally:
+                    with server._lock:
+                        server.traffic.answered()
+
+            def _chat(self, body: dict[str, Any]) -> None:
+                if not body.get("messages"):
+                    error = {"message": "messages must not be empty", "type": "invalid_request_error"}
+                    self._send(400, {"error": error})
+                    return
                 with server._lock:
                     server.calls += 1
                     fault = server.faults.rng.random() < server.faults.rate
@@ -121,7 +190,8 @@ class FakeOpenAI:
                     )
                     return
                 prompt = str(body["messages"][-1].get("content", ""))  # the request, not the demos
-                content = "{not json at all" if kind == "garbage" else json.dumps(server.answer(prompt))
+                garbage = kind == "garbage" or server.garbles(prompt)
+                content = GARBAGE if garbage else json.dumps(server.answer(prompt))
                 self._send(
                     200,
                     {
@@ -157,9 +227,14 @@ class FakeOpenAI:
         return Handler
 
 
+def _request_line(prompt: str) -> str:
+    return prompt.rsplit("Respond with a JSON object", 1)[-1]
+
+
 def main(argv: list[str] | None = None) -> None:
     """`python -m targen_dspy.backends.fake_openai --latency 0.2`: serve from a process of its own, so its
-    CPU is not counted against the client's; prints the API base, serves until stdin is closed."""
+    CPU is not counted against the client's; prints the API base, serves until stdin is closed. Its traffic
+    is at `GET /stats` (the API base without `/v1`)."""
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every call")
     args = parser.parse_args(argv)

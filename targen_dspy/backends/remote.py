@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import Any
 from urllib.parse import urlparse
 
-from targen_dspy.errors import ModelError
+import dspy
+from dspy.clients.base_lm import LM_CLASS_STATE_KEY
+
+from targen_dspy.errors import ModelError, redact
 
 # A local OpenAI-compatible server ignores the key, but the client insists on one.
 PLACEHOLDER_KEY = "not-needed"
@@ -56,5 +60,56 @@ def remote_lm_kwargs(model: str, api_base: str | None) -> dict:
         check_key(model)
         return {}
     check_reachable(api_base)
-    provider_key = f"{model.split('/', 1)[0].upper()}_API_KEY"
+    provider_key = f"{provider_prefix(model).upper()}_API_KEY"
     return {"api_base": api_base, "api_key": os.environ.get(provider_key, PLACEHOLDER_KEY)}
+
+
+def provider_prefix(model: str) -> str:
+    """The part of `model` that names its key: `openai/x` is sent OPENAI_API_KEY (see remote_lm_kwargs)."""
+    return model.split("/", 1)[0].lower()
+
+
+class KeySafeLM(dspy.LM):
+    """dspy.LM whose errors carry no credential. A server may echo the key it was sent (`Incorrect API
+    key provided: Bearer sk-...`), and error texts reach failed.jsonl, stderr and DSPy's logs."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except Exception as exc:
+            if not _mentions_secret(exc):
+                raise
+            raise _redacted(exc) from None
+
+    async def acall(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().acall(*args, **kwargs)
+        except Exception as exc:
+            if not _mentions_secret(exc):
+                raise
+            raise _redacted(exc) from None
+
+    def dump_state(self) -> dict[str, Any]:
+        # It adds no state: saved as a plain dspy.LM, which DSPy loads without trusting a custom class.
+        return {**super().dump_state(), LM_CLASS_STATE_KEY: f"{dspy.LM.__module__}.{dspy.LM.__qualname__}"}
+
+
+def _mentions_secret(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    chain: BaseException | None = exc
+    while chain is not None and id(chain) not in seen:
+        seen.add(id(chain))
+        if redact(str(chain)) != str(chain):
+            return True
+        chain = chain.__cause__ or chain.__context__
+    return False
+
+
+def _redacted(exc: Exception) -> Exception:
+    """`exc` itself, its type and attributes kept (retries depend on them), its message redacted and the
+    provider's own error, key and all, dropped from its chain."""
+    exc.args = tuple(redact(arg) if isinstance(arg, str) else arg for arg in exc.args)
+    if isinstance(getattr(exc, "message", None), str):
+        exc.message = redact(exc.message)
+    exc.__context__ = None
+    return exc

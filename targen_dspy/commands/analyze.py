@@ -6,6 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
+from targen_dspy.commands.spec_options import add_trust_argument
+
 HELP = "analyse a dataset (labels, diversity, difficulty), optionally beside a real reference set"
 
 
@@ -15,6 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--task", help="catalogue name or spec .yaml: text fields and label order come from its spec"
     )
+    add_trust_argument(parser)
     parser.add_argument(
         "-o", "--out", type=Path, help="report directory (default: DATA's folder/STEM-analysis)"
     )
@@ -36,7 +39,7 @@ def run(args: argparse.Namespace) -> None:
     from targen_dspy.signatures import load_task
 
     started = time.monotonic()
-    spec = load_task(args.task) if args.task else None
+    spec = load_task(args.task, args.trust_spec_code) if args.task else None
     data = Dataset("data", args.data, read_jsonl(args.data))
     reference = Dataset("reference", args.reference, read_jsonl(args.reference)) if args.reference else None
     analysis = analyse(

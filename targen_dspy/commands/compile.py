@@ -6,13 +6,15 @@ import argparse
 from dataclasses import asdict
 from pathlib import Path
 
-from targen_dspy.commands.models import add_model_arguments, use_models
+from targen_dspy.commands.models import add_model_arguments, shared_api_base, use_models
+from targen_dspy.commands.spec_options import add_trust_argument
 
 HELP = "compile a tuned generator from a small gold set (DSPy teleprompters)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("task", help="catalogue name (see `targen tasks`) or path to a spec .yaml")
+    add_trust_argument(parser)
     parser.add_argument("--valset", type=Path, required=True, help="gold JSONL in the task's own field names")
     parser.add_argument("--optimizer", default="bootstrap", help="bootstrap, mipro or gepa")
     parser.add_argument(
@@ -50,7 +52,7 @@ def run(args: argparse.Namespace) -> None:
     from targen_dspy.program import SelfCorrector, TarGEN
     from targen_dspy.signatures import load_task
 
-    spec = load_task(args.task)
+    spec = load_task(args.task, args.trust_spec_code)
     if spec.open_label:
         from targen_dspy.errors import SpecError
 
@@ -74,10 +76,11 @@ def run(args: argparse.Namespace) -> None:
     judge = None
     if args.judge_model:
         judge = SelfCorrector(spec)
-        judge.set_lm(build_lm(args.judge_model, api_base=args.api_base, timeout=args.timeout))
+        api_base = shared_api_base(args.judge_model, args)
+        judge.set_lm(build_lm(args.judge_model, api_base=api_base, timeout=args.timeout))
         models["judge"] = args.judge_model
     reflection = args.reflection_model or args.model
-    reflection_lm = build_lm(reflection, api_base=args.api_base, timeout=args.timeout)
+    reflection_lm = build_lm(reflection, api_base=shared_api_base(reflection, args), timeout=args.timeout)
     with dspy.context(adapter=adapter_for(args.model)):
         compiled, scores = compile_program(
             program, gold, settings, judge=judge, reflection_lm=reflection_lm, progress=not args.quiet

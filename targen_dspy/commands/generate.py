@@ -6,12 +6,14 @@ import argparse
 from pathlib import Path
 
 from targen_dspy.commands.models import add_model_arguments, use_models
+from targen_dspy.commands.spec_options import add_trust_argument
 
 HELP = "generate a labeled synthetic dataset into a run directory"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("task", help="catalogue name (see `targen tasks`) or path to a spec .yaml")
+    add_trust_argument(parser)
     parser.add_argument("-n", type=int, default=20, help="number of instances (default 20)")
     parser.add_argument(
         "-o", "--out", type=Path, help="run directory (default runs/TASK); an existing one is resumed"
@@ -91,14 +93,14 @@ def run(args: argparse.Namespace) -> None:
 
     from targen_dspy.backends import adapter_for
     from targen_dspy.engine.cache import use_run_cache
-    from targen_dspy.engine.rundir import RunDirectory
+    from targen_dspy.engine.rundir import RunDirectory, targen_records
     from targen_dspy.engine.runner import RunSettings
     from targen_dspy.engine.runner import run as run_program
     from targen_dspy.optimizers import load_compiled
     from targen_dspy.program import TarGEN
     from targen_dspy.signatures import load_task
 
-    spec = load_task(args.task)
+    spec = load_task(args.task, args.trust_spec_code)
     use_run_cache()  # disk only: memory stays flat however long the run
     if args.method == "self-reference":
         return _self_reference(spec, args)
@@ -111,7 +113,9 @@ def run(args: argparse.Namespace) -> None:
         dedup=args.dedup,
     )
     options = generation_options(args)
-    run_dir = RunDirectory(args.out or Path("runs") / spec.name)
+    run_dir = RunDirectory(
+        args.out or Path("runs") / spec.name, targen_records(spec.label_field, list(spec.fields))
+    )
     program = load_compiled(spec, args.program, options) if args.program else TarGEN(spec, options)
     models = use_models(program, args)
     embed = None if args.dedup is None else _group_check_embedder()
@@ -145,7 +149,7 @@ def _self_reference(spec, args: argparse.Namespace) -> None:
 
     from targen_dspy.backends import adapter_for
     from targen_dspy.engine.rounds import RoundSettings, format_example, run_self_reference
-    from targen_dspy.engine.rundir import RunDirectory
+    from targen_dspy.engine.rundir import RunDirectory, self_reference_records
     from targen_dspy.program.self_reference import SelfReferenceGenerator
 
     settings = RoundSettings(
@@ -157,8 +161,11 @@ def _self_reference(spec, args: argparse.Namespace) -> None:
         patience=args.patience,
         near_duplicate=args.near_duplicate,
     )
-    run_dir = RunDirectory(args.out or Path("runs") / f"{spec.name}-self-reference")
-    program = SelfReferenceGenerator(spec, format_example(spec, args.example))
+    example = format_example(spec, args.example)
+    run_dir = RunDirectory(
+        args.out or Path("runs") / f"{spec.name}-self-reference", self_reference_records(list(example))
+    )
+    program = SelfReferenceGenerator(spec, example)
     models = use_models(program, args)
     with dspy.context(adapter=adapter_for(args.model)):
         stats = run_self_reference(
@@ -212,6 +219,9 @@ def report(stats: dict, run_dir) -> None:
         f"({spent['cache_hits']} from cache, {spent['retries']} retries), "
         f"{spent['prompt_tokens']}+{spent['completion_tokens']} tokens, {cost}, {spent['seconds']:.1f}s"
     )
+    if stats["retries"]:
+        asked = ", ".join(f"{step} {count}" for step, count in stats["retries"].items())
+        print(f"asked again after answers that did not parse: {asked}")
     if "rejected" in stats:
         by = ", ".join(f"{count} by {step}" for step, count in stats["rejected_by"].items())
         print(f"verification: {stats['rejected']} rejected ({by or 'none'}) into {run_dir.rejected}")

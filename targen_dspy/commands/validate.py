@@ -7,6 +7,8 @@ import math
 import textwrap
 from typing import TYPE_CHECKING
 
+from targen_dspy.commands.spec_options import add_trust_argument
+
 if TYPE_CHECKING:
     from targen_dspy.signatures import TaskSpec
 
@@ -15,6 +17,7 @@ HELP = "check a task spec and print the signatures it yields"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("spec", help="path to a spec .yaml (or a catalogue name)")
+    add_trust_argument(parser)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -23,7 +26,7 @@ def run(args: argparse.Namespace) -> None:
     from targen_dspy.signatures import load_task, step_signatures
     from targen_dspy.signatures.spec import label_text
 
-    spec = load_task(args.spec)
+    spec = load_task(args.spec, args.trust_spec_code)
     labels = "labels " + ", ".join(label_text(value) for value in spec.label_values)
     if spec.open_label:
         labels = f"open label {spec.label_field} ({spec.label_type})"

@@ -1,4 +1,5 @@
-"""DSPy's response cache set up for long runs: one disk store, no in-memory tier.
+"""DSPy's response cache set up for long runs: one disk store, no in-memory tier, and a way to forget an
+answer that did not parse.
 
 DSPy's default keeps every response in an in-memory LRU as well, and its disk tier is a 16-shard
 diskcache FanoutCache: every worker thread opens one SQLite connection per shard, each with diskcache's
@@ -6,25 +7,57 @@ diskcache FanoutCache: every worker thread opens one SQLite connection per shard
 1.4-1.7x with the run's size in `experiments/bench_engine.py`. A single-file store with small
 per-connection buffers keeps one connection per thread; a resumed or repeated run still replays every
 answered call from disk for free.
+
+DSPy caches an answer before its adapter parses it, so an answer in the wrong format would be replayed
+by every rerun of the same call. The run cache remembers, per thread, the key of the last call it
+looked up or stored; the engine drops that entry when the answer does not parse.
 """
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+from typing import Any
 
 import diskcache
 import dspy
+from dspy.clients.cache import Cache
 
 SQLITE_CACHE_PAGES = 64  # per connection; a cache lookup reads a handful of pages
 
 
+class RunCache(Cache):
+    """DSPy's Cache over one diskcache store, with no memory tier, that can forget a thread's last answer."""
+
+    def __init__(self, directory: str):
+        super().__init__(enable_disk_cache=False, enable_memory_cache=False, disk_cache_dir=directory)
+        # DSPy would build its 16-shard store itself: the tier is switched on over a single-file store.
+        self.enable_disk_cache = True
+        self.disk_cache = diskcache.Cache(
+            directory, sqlite_cache_size=SQLITE_CACHE_PAGES, sqlite_mmap_size=0, size_limit=30 * 2**30
+        )
+        self._last = threading.local()
+
+    def cache_key(self, request: dict[str, Any], ignored_args_for_cache_key: list[str] | None = None) -> str:
+        key = super().cache_key(request, ignored_args_for_cache_key)
+        self._last.key = key  # get and put both derive the key here: no second hash per call
+        return key
+
+    def forget_last(self) -> None:
+        """Drop the answer of the last call this thread made (looked up or stored)."""
+        key = getattr(self._last, "key", None)
+        if key is not None:
+            self.disk_cache.delete(key)
+
+
 def use_run_cache() -> None:
-    """Point DSPy's cache at the run store (process-wide: call from entry points such as the CLI)."""
-    directory = str(Path(dspy.cache.disk_cache_dir) / "targen-runs")
-    # DSPy builds its 16-shard store itself; the tiers are switched off, then the disk tier put back.
-    dspy.configure_cache(enable_memory_cache=False, enable_disk_cache=False)
-    cache = dspy.cache
-    cache.enable_disk_cache, cache.disk_cache_dir = True, directory
-    cache.disk_cache = diskcache.Cache(
-        directory, sqlite_cache_size=SQLITE_CACHE_PAGES, sqlite_mmap_size=0, size_limit=30 * 2**30
-    )
+    """Point DSPy's cache at the run store (process-wide: call from entry points such as the CLI); a
+    second call keeps the store the first one opened."""
+    if not isinstance(dspy.cache, RunCache):
+        dspy.cache = RunCache(str(Path(dspy.cache.disk_cache_dir) / "targen-runs"))
+
+
+def forget_last_answer() -> None:
+    """Drop the answer this thread's last model call got from the cache, when it is the run cache."""
+    if isinstance(dspy.cache, RunCache):
+        dspy.cache.forget_last()

@@ -1,4 +1,5 @@
-"""Reliability around model calls: retries with backoff and jitter, and request/token rate limits.
+"""Reliability around model calls: retries with backoff and jitter, answers that do not parse asked
+again, and request/token rate limits.
 
 The engine owns these (DSPy's LM is built with num_retries=0), so every worker follows one policy:
 a retry waits at least the provider's Retry-After, otherwise an exponentially growing delay with
@@ -11,14 +12,18 @@ import logging
 import random
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from dspy.utils.exceptions import is_retryable_lm_error
+from dspy.utils.exceptions import AdapterParseError, is_retryable_lm_error
+
+from targen_dspy.engine.cache import forget_last_answer
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+PARSE_ATTEMPTS = 3  # per call (contexts, seeds, a slot): answers that do not parse are asked again
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,50 @@ def call_with_retries(
             logger.info("retrying in %.2fs after %s", delay, type(exc).__name__)
             time.sleep(delay)
     raise AssertionError("unreachable")
+
+
+class Unparseable(Exception):
+    """A step's answers did not parse in any attempt: a slot fails; contexts or seeds end the run."""
+
+    def __init__(self, step: str, attempts: int, error: AdapterParseError):
+        super().__init__(f"{step}: no answer parsed in {attempts} attempts")
+        self.step, self.attempts, self.error = step, attempts, error
+
+    def describe(self, model: str) -> str:
+        """One line: the step, the model, and its last raw answer (shortened)."""
+        raw = " ".join(str(self.error.lm_response or "").split())
+        raw = raw if len(raw) <= 120 else raw[:117] + "..."
+        return (
+            f"the {self.step} step got no answer that parses from {model} in {self.attempts} attempts "
+            f"(last: {raw!r})"
+        )
+
+
+def attempt_seed(sampling_seed: int, attempt: int) -> int:
+    """The sampling seed of an attempt: the call's own first (a resumed run replays it from the cache),
+    then one derived from it that no other call's first attempt uses."""
+    return sampling_seed if attempt == 0 else zlib.crc32(f"{sampling_seed}/{attempt}".encode())
+
+
+def until_parsed(
+    step: str,
+    make: Callable[..., T],
+    sampling_seed: int,
+    attempts: int,
+    on_retry: Callable[[str], None] = lambda step: None,
+) -> T:
+    """`make(sampling_seed=...)` until its answer parses, at most `attempts` times, each attempt with a
+    sampling seed of its own. An answer that did not parse is dropped from the run cache, so that neither
+    this run nor a rerun replays it. Raises Unparseable after the last attempt."""
+    for attempt in range(attempts):
+        try:
+            return make(sampling_seed=attempt_seed(sampling_seed, attempt))
+        except AdapterParseError as exc:
+            forget_last_answer()  # the call was made in this thread: its entry is the thread's last
+            error = exc
+            if attempt + 1 < attempts:
+                on_retry(step)
+    raise Unparseable(step, attempts, error)
 
 
 class RateLimiter:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +32,7 @@ class Meter(BaseCallback):
         self._unit = threading.local()
         self.calls = 0
         self.retries = 0
+        self.parse_retries: Counter[str] = Counter()  # by step: calls asked again after an unparseable answer
         self.billed_calls = 0
         self.tokens: dict[str, dict[str, int]] = defaultdict(lambda: {"prompt": 0, "completion": 0})
 
@@ -72,6 +73,10 @@ class Meter(BaseCallback):
     def count_retry(self) -> None:
         with self._lock:
             self.retries += 1
+
+    def count_parse_retry(self, step: str) -> None:
+        with self._lock:
+            self.parse_retries[step] += 1
 
     @contextlib.contextmanager
     def unit(self) -> Iterator[UnitUsage]:

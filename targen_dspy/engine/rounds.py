@@ -19,10 +19,12 @@ import numpy as np
 from dspy.utils.exceptions import AdapterParseError
 from tqdm import tqdm
 
+from targen_dspy.engine.cache import forget_last_answer
 from targen_dspy.engine.limits import RetryPolicy
 from targen_dspy.engine.rundir import RunDirectory
 from targen_dspy.engine.runner import CallEngine, RunSettings, program_hash
-from targen_dspy.errors import RunError
+from targen_dspy.errors import RunError, SpecError
+from targen_dspy.inputs import MB, one_line, read_text
 from targen_dspy.program.distinct import normalise
 from targen_dspy.program.sampling import STRATEGIES, Embed, next_references
 from targen_dspy.program.self_reference import SelfReferenceGenerator
@@ -149,6 +151,7 @@ def run_self_reference(
                 try:
                     examples = engine.call(write, 1).examples
                 except AdapterParseError as exc:
+                    forget_last_answer()  # a rerun asks again instead of replaying it
                     failures += 1
                     failed.append(
                         {"round": round_, "error": "unparseable model output", "raw": exc.lm_response}
@@ -203,13 +206,18 @@ def format_example(spec: TaskSpec, path: Path | None) -> dict[str, Any]:
             raise RunError("--method self-reference needs a format example: pass --example example.json")
         return dict(spec.examples[0])
     try:
-        example = json.loads(path.read_text(encoding="utf-8"))
+        example = json.loads(read_text(path, "--example", RunError, max_bytes=MB))
     except OSError as exc:
         raise RunError(f"cannot read --example {path}: {exc.strerror}") from None
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         raise RunError(
             f"--example {path} is not JSON; give one JSON object shaped like an instance"
         ) from None
     if not isinstance(example, dict):
         raise RunError(f"--example {path} must hold one JSON object, not a {type(example).__name__}")
-    return example
+    try:  # the same check as the spec's own examples: every field with its type, and a valid label
+        spec.validate_example(example)
+    except SpecError as exc:
+        raise RunError(one_line(f"--example {path}: {exc}; fix it to fit the {spec.name} spec")) from None
+    # Extra keys (`idx`) are left out: the program asks the model for the example's keys.
+    return {name: example[name] for name in [*spec.fields, spec.label_field]}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -30,6 +30,45 @@ _LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": 
 def jsonl_line(record: dict[str, Any]) -> str:
     """`record` as one JSON line that every line splitter reads as one line."""
     return json.dumps(record, ensure_ascii=False).translate(_LINE_BREAKS) + "\n"
+
+
+# What is wrong with a record read back from a run's JSONL file, or None. A run directory is the user's
+# to edit, so what the engine reads back is checked: a corrupt file is a one-line RunError, not a crash.
+RecordCheck = Callable[[dict[str, Any]], "str | None"]
+Types = type | tuple[type, ...]
+
+
+def record_shape(
+    required: Mapping[str, Types], when: Mapping[str, Mapping[str, Types]] | None = None
+) -> RecordCheck:
+    """A check that a record has every `required` key (a dotted key reaches into an object) with a value
+    of its types (`object`: any JSON value), and for each key of `when` it has, that key's own keys."""
+
+    def problem(record: dict[str, Any]) -> str | None:
+        shapes = [required, *(shape for key, shape in (when or {}).items() if key in record)]
+        for key, types in (item for shape in shapes for item in shape.items()):
+            value: Any = record
+            for part in key.split("."):
+                if not isinstance(value, dict) or part not in value:
+                    return f"has no {key!r}"
+                value = value[part]
+            if not isinstance(value, types):
+                return f"has {key!r} of type {type(value).__name__}"
+        return None
+
+    return problem
+
+
+def targen_records(label_field: str, fields: list[str]) -> RecordCheck:
+    """The keys the TarGEN engine reads back from data.jsonl (plan, stats, group checking)."""
+    keys = dict.fromkeys([*fields, label_field, "constrained_label"], object)
+    when = {"verified_answer": {"relabeled_by_code": int}, "grounding": {"grounding.verdict": str}}
+    return record_shape({"id": str, **keys, "relabeled": int}, when)
+
+
+def self_reference_records(fields: list[str]) -> RecordCheck:
+    """The keys the self-reference rounds read back from data.jsonl (references, de-duplication)."""
+    return record_shape({"id": str, **dict.fromkeys(fields, object), "round": int, "references": list})
 
 
 class JsonlAppender:
@@ -59,10 +98,18 @@ class JsonlAppender:
 
 
 class RunDirectory:
-    def __init__(self, path: Path | str):
+    """`check` is what data.jsonl's records must hold besides being JSON objects (`targen_records`,
+    `self_reference_records`; the CLI passes the one of its method)."""
+
+    def __init__(self, path: Path | str, check: RecordCheck | None = None):
         self.path = Path(path)
         if self.path.exists() and not self.path.is_dir():
             raise RunError(f"{self.path} is a file; -o names a run directory")
+        self._checks: dict[str, RecordCheck] = {
+            "data.jsonl": check or record_shape({}),
+            "duplicates.jsonl": record_shape({"id": str}),
+            "rejected.jsonl": record_shape({"id": str, "rejected.by": str}),
+        }
 
     manifest = property(lambda self: self.path / "manifest.json")
     materials = property(lambda self: self.path / "materials.json")
@@ -90,12 +137,21 @@ class RunDirectory:
         self.write_json(self.manifest, manifest)
 
     def read_json(self, path: Path) -> Any | None:
+        """A JSON file of the run; manifest.json must be an object, materials.json a list of
+        [context, [seeds]]."""
         if not path.exists():
             return None
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
+            value = json.loads(path.read_bytes())
+        except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
             raise RunError(f"{path} is corrupt; delete it or use a new -o directory") from None
+        if path.name == "manifest.json" and not isinstance(value, dict):
+            raise RunError(f"{path} is not a JSON object; delete it or use a new -o directory")
+        if path.name == "materials.json" and not _is_materials(value):
+            raise RunError(
+                f"{path} is not a list of [context, [seeds]] (texts); delete it or use a new -o directory"
+            )
+        return value
 
     def write_json(self, path: Path, value: Any) -> None:
         """Atomic replace: readers see the old file or the new one, never half of either."""
@@ -120,10 +176,21 @@ class RunDirectory:
         if not path.exists():
             return
         self._drop_torn_line(path)
+        check = self._checks.get(path.name, record_shape({}))
         with open(path, "rb") as file:  # binary: a line ends at b"\n" only, not at U+2028
-            for line in file:
-                if line.strip():
-                    yield json.loads(line)
+            for number, line in enumerate(file, 1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except (ValueError, RecursionError):  # not JSON, or not UTF-8
+                    record = None
+                problem = "is not a JSON object" if not isinstance(record, dict) else check(record)
+                if problem:
+                    raise RunError(
+                        f"{path}:{number} {problem}; fix or delete that line, or use a new -o directory"
+                    )
+                yield record
 
     def _drop_torn_line(self, path: Path) -> None:
         """Cut the file after its last newline, reading it backwards in blocks, never whole."""
@@ -143,3 +210,14 @@ class RunDirectory:
     def appender(self, path: Path | None = None) -> JsonlAppender:
         """An appender to one of the run's JSONL files (`data`, `failed`, `rejected`, `duplicates`)."""
         return JsonlAppender(path or self.data)
+
+
+def _is_materials(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(item, list)
+        and len(item) == 2
+        and isinstance(item[0], str)
+        and isinstance(item[1], list)
+        and all(isinstance(seed, str) for seed in item[1])
+        for item in value
+    )

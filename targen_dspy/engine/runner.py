@@ -21,11 +21,18 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import dspy
-from dspy.utils.exceptions import AdapterParseError, is_retryable_lm_error
+from dspy.utils.exceptions import is_retryable_lm_error
 from tqdm import tqdm
 
 from targen_dspy.engine.dedup import Embed, NearDuplicateFilter, text_fields
-from targen_dspy.engine.limits import RateLimiter, RetryPolicy, call_with_retries
+from targen_dspy.engine.limits import (
+    PARSE_ATTEMPTS,
+    RateLimiter,
+    RetryPolicy,
+    Unparseable,
+    call_with_retries,
+    until_parsed,
+)
 from targen_dspy.engine.meter import Meter
 from targen_dspy.engine.plan import Slot, label_counts, plan_slots, seeds_needed
 from targen_dspy.engine.rundir import RunDirectory
@@ -33,6 +40,7 @@ from targen_dspy.errors import RunError
 from targen_dspy.program import TarGEN
 from targen_dspy.program.distinct import normalise
 from targen_dspy.program.options import GenerationOptions
+from targen_dspy.signatures.spec import HookFailed
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -48,7 +56,7 @@ class RunSettings:
     n: int
     seeds_per_context: int = 4
     workers: int = 1
-    max_attempts: int = 3  # per slot, each with a fresh sampling seed, for output that does not parse
+    max_attempts: int = PARSE_ATTEMPTS  # per call, each with a sampling seed of its own
     rpm: float | None = None
     tpm: float | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -81,6 +89,15 @@ class CallEngine:
             result = call_with_retries(fn, self.settings.retry, self.meter.count_retry)
         self.limiter.settle(estimate, usage.tokens)
         return result
+
+    def parsed(self, step: str, make: Callable[..., T], sampling_seed: int, requests: int) -> T:
+        """`make(sampling_seed=...)` as one unit of `call`, asked again while its answer does not parse."""
+
+        def attempt(sampling_seed: int) -> T:
+            return self.call(partial(make, sampling_seed=sampling_seed), requests)
+
+        attempts = self.settings.max_attempts
+        return until_parsed(step, attempt, sampling_seed, attempts, self.meter.count_parse_retry)
 
 
 def program_hash(program: dspy.Module) -> str:
@@ -129,8 +146,17 @@ def _materials(
         contexts = _propose_contexts(program, engine, pool, round_, known, needed - len(seen))
         # The round's seed calls run on the workers, not one after another; results are taken in
         # context order, so the materials are the same as with one worker.
-        write = partial(program.seeds, count=settings.seeds_per_context)
-        futures = [_submit(pool, engine.call, partial(write, setting=context), 1) for context in contexts]
+        futures = [
+            _submit(
+                pool,
+                engine.parsed,
+                "seeds",
+                partial(program.seeds, setting=context, count=settings.seeds_per_context),
+                0,
+                1,
+            )
+            for context in contexts
+        ]
         try:
             for context, future in zip(contexts, futures, strict=True):
                 seeds = []
@@ -143,11 +169,11 @@ def _materials(
                     added += len(seeds)
                     bar.update(min(len(seeds), needed - bar.n))
                     yield context, seeds
-        finally:  # an error or Ctrl-C: drop the seed calls that have not started
+        finally:  # an error or Ctrl-C: drop the seed calls that have not started, keep what came in
             for future in futures:
                 future.cancel()
-        if added:  # once per round: rewriting the growing file per context costs O(n²)
-            run_dir.write_json(run_dir.materials, materials)
+            if added:  # once per round: rewriting the growing file per context costs O(n²)
+                run_dir.write_json(run_dir.materials, materials)
         idle = 0 if added else idle + 1
     bar.close()
     if len(seen) < needed:
@@ -167,10 +193,10 @@ def _propose_contexts(
     futures = [
         _submit(
             pool,
-            engine.call,
-            partial(
-                program.contexts, count=size, known=known, sampling_seed=zlib.crc32(f"{round_}-{i}".encode())
-            ),
+            engine.parsed,
+            "contexts",
+            partial(program.contexts, count=size, known=known),
+            zlib.crc32(f"{round_}-{i}".encode()),
             1,
         )
         for i, size in enumerate(sizes)
@@ -194,43 +220,46 @@ def _submit(pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> Futur
 
 
 def _make(program: TarGEN, slot: Slot, engine: CallEngine) -> dict[str, Any]:
-    """One slot's record, or a failure record after repeated unparseable answers or transient errors.
-
-    A retry of the slot replays its already-answered call from DSPy's cache."""
+    """One slot's record, or a failure record after repeated unparseable answers, transient errors or a
+    failing postprocess hook."""
     spec = program.spec
-    error: Exception | None = None
-    for attempt in range(engine.settings.max_attempts):
-        try:
-            make = partial(
-                program,
-                setting=slot.context,
-                seed=slot.seed,
-                label=slot.label,
-                sampling_seed=slot.sampling_seed + attempt,
-                **({"attributes": slot.attribute_values} if slot.attributes else {}),
-            )
-            pred = engine.call(make, getattr(program, "calls_per_slot", CALLS_PER_SLOT))
-        except AdapterParseError as exc:
-            error = exc
-            continue
-        except Exception as exc:
-            if not is_retryable_lm_error(exc):
-                raise  # e.g. a bad key: every other slot would fail the same way
-            return {"id": slot.id, "failed": True, "error": f"{type(exc).__name__}: {exc}"[:500]}
-        record = {
+    make = partial(
+        program,
+        setting=slot.context,
+        seed=slot.seed,
+        label=slot.label,
+        **({"attributes": slot.attribute_values} if slot.attributes else {}),
+    )
+    try:
+        pred = engine.parsed(
+            "instances", make, slot.sampling_seed, getattr(program, "calls_per_slot", CALLS_PER_SLOT)
+        )
+    except Unparseable as exc:
+        return {
             "id": slot.id,
-            **{name: pred[name] for name in spec.fields},
-            spec.label_field: pred.label,
-            "constrained_label": pred.constrained_label,  # an open label's: the one the model wrote
-            "relabeled": pred.relabeled,
-            "context": slot.context,
-            "seed": slot.seed,
-            "reasoning": pred.reasoning,
-            **(pred.get("extra") or {}),  # attributes, versions before optional rewrites, verification
+            "failed": True,
+            "error": "unparseable model output",
+            "raw": exc.error.lm_response,
         }
-        # Dropped by a verification step (code that fails, facts the corpus contradicts): not retried.
-        return {"id": slot.id, "rejected": pred.rejected, **record} if pred.get("rejected") else record
-    return {"id": slot.id, "failed": True, "error": "unparseable model output", "raw": error.lm_response}
+    except HookFailed as exc:
+        return {"id": slot.id, "failed": True, "error": str(exc)[:500]}
+    except Exception as exc:
+        if not is_retryable_lm_error(exc):
+            raise  # e.g. a bad key: every other slot would fail the same way
+        return {"id": slot.id, "failed": True, "error": f"{type(exc).__name__}: {exc}"[:500]}
+    record = {
+        "id": slot.id,
+        **{name: pred[name] for name in spec.fields},
+        spec.label_field: pred.label,
+        "constrained_label": pred.constrained_label,  # an open label's: the one the model wrote
+        "relabeled": pred.relabeled,
+        "context": slot.context,
+        "seed": slot.seed,
+        "reasoning": pred.reasoning,
+        **(pred.get("extra") or {}),  # attributes, versions before optional rewrites, verification
+    }
+    # Dropped by a verification step (code that fails, facts the corpus contradicts): not retried.
+    return {"id": slot.id, "rejected": pred.rejected, **record} if pred.get("rejected") else record
 
 
 class _Feed:
@@ -289,18 +318,28 @@ def _dispatch(
     the others; at most 2 × workers slots are in flight, whatever the size of the run. `slots` may
     still be waiting for seeds: it is read by a feed thread and polled between completions. Finished
     slots arrive through a queue (`concurrent.futures.wait` would visit every slot in flight per
-    completion)."""
+    completion). If the feed fails (contexts or seeds that never parse), the slots in flight are
+    finished and yielded before its error is raised."""
     workers = engine.settings.workers
     feed = _Feed(slots)
     finished: queue.Queue[Future] = queue.Queue()
     running: set[Future] = set()
+    feed_error: Exception | None = None
     try:
         while True:
-            while len(running) < 2 * workers and (slot := feed.get(block=not running)) is not None:
+            while len(running) < 2 * workers:
+                try:
+                    slot = feed.get(block=not running)
+                except Exception as exc:  # noqa: BLE001 - raised below, once the running slots are written
+                    feed_error, slot = exc, None
+                if slot is None:
+                    break
                 future = _submit(pool, _make, program, slot, engine)
                 running.add(future)
                 future.add_done_callback(finished.put)
             if not running:
+                if feed_error is not None:
+                    raise feed_error
                 return
             try:
                 future = finished.get(timeout=None if feed.done else FEED_POLL_SECONDS)
@@ -362,6 +401,7 @@ def run(
         slots = plan_slots(spec, settings.n, _materials(program, run_dir, engine, pool, progress))
         todo = (slot for slot in slots if slot.id not in done)
         failures = removed = attempted = 0
+        stopped: Unparseable | None = None
         bar = tqdm(
             total=settings.n,
             initial=min(len(done), settings.n),
@@ -375,27 +415,31 @@ def run(
             run_dir.appender(run_dir.rejected) as rejected,
             run_dir.appender(run_dir.duplicates) as duplicates,
         ):
-            for record in _dispatch(program, todo, engine, pool):
-                attempted += 1
-                if record.get("failed"):
-                    failures += 1
-                    failed.append(record)
-                    bar.set_postfix(failed=failures)
-                elif record.get("rejected"):
-                    rejected.append(record)
-                elif group is not None and (duplicate := group.check(record)) is not None:
-                    removed += 1
-                    found = {"duplicate_of": duplicate.of, "cosine": duplicate.cosine}
-                    duplicates.append({**record, **found})
-                    bar.set_postfix(failed=failures, duplicates=removed)
-                else:
-                    data.append(record)
-                bar.update()
+            try:
+                for record in _dispatch(program, todo, engine, pool):
+                    attempted += 1
+                    if record.get("failed"):
+                        failures += 1
+                        failed.append(record)
+                        bar.set_postfix(failed=failures)
+                    elif record.get("rejected"):
+                        rejected.append(record)
+                    elif group is not None and (duplicate := group.check(record)) is not None:
+                        removed += 1
+                        found = {"duplicate_of": duplicate.of, "cosine": duplicate.cosine}
+                        duplicates.append({**record, **found})
+                        bar.set_postfix(failed=failures, duplicates=removed)
+                    else:
+                        data.append(record)
+                    bar.update()
+            except Unparseable as exc:  # contexts or seeds: no more slots can be planned without them
+                stopped = exc
         bar.close()
     elapsed = time.monotonic() - started
     stats = {
         **run_stats(spec.label_field, run_dir.iter_records()),
         "failed_slots": failures,
+        "retries": dict(_earlier_retries(run_dir) + engine.meter.parse_retries),
         **({"duplicates_removed": _count(run_dir.iter_jsonl(run_dir.duplicates))} if group else {}),
         **(_rejected(run_dir) if {"verify_code", "corpus"} & run_options(program).keys() else {}),
         "this_invocation": {
@@ -406,7 +450,25 @@ def run(
         },
     }
     run_dir.write_json(run_dir.stats, stats)
+    if stopped is not None:
+        raise RunError(
+            f"{stopped.describe(models['generator'])}; {stats['instances']} instances are kept: check the "
+            "model or its server, or try a stronger --model, then rerun to resume"
+        )
     return stats
+
+
+def _earlier_retries(run_dir: RunDirectory) -> Counter[str]:
+    """The earlier invocations' retries by step (answers that did not parse), from their stats.json (a
+    corrupt one is rewritten: it only holds figures derived from the run)."""
+    try:
+        earlier = run_dir.read_json(run_dir.stats)
+    except RunError:
+        return Counter()
+    retries = earlier.get("retries") if isinstance(earlier, dict) else None
+    if not isinstance(retries, dict):
+        return Counter()
+    return Counter({step: count for step, count in retries.items() if isinstance(count, int)})
 
 
 def _count(records: Iterable[Any]) -> int:

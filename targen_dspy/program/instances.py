@@ -10,8 +10,15 @@ from typing import Any
 import dspy
 from dspy.utils.exceptions import AdapterParseError
 
+from targen_dspy.errors import SpecError
 from targen_dspy.signatures import TaskSpec, instance_signature
-from targen_dspy.signatures.spec import InconsistentInstance, LabelValue, Postprocess, label_text
+from targen_dspy.signatures.spec import (
+    HookFailed,
+    InconsistentInstance,
+    LabelValue,
+    Postprocess,
+    label_text,
+)
 from targen_dspy.signatures.steps import constrain, with_options
 
 
@@ -34,18 +41,25 @@ def finish(
     """The task's fields, in spec order, from the generated ones (through the spec's postprocess hook).
 
     A hook that cannot make the computed fields consistent raises AdapterParseError, like unparseable
-    output: the engine retries the slot with a new sampling seed."""
-    if postprocess is not None:
-        try:
-            generated = postprocess(generated, label)
-        except InconsistentInstance as exc:
-            raise AdapterParseError(
-                adapter_name=f"{spec.name} postprocess",
-                signature=signature,
-                lm_response=json.dumps(generated, ensure_ascii=False),
-                message=str(exc),
-            ) from exc
-    return {name: generated[name] for name in spec.fields}
+    output: the engine retries the slot with a new sampling seed. A hook that fails otherwise, or returns
+    anything but the task's fields, raises HookFailed: the slot fails with the reason."""
+    if postprocess is None:
+        return {name: generated[name] for name in spec.fields}
+    try:
+        fields = postprocess(dict(generated), label)
+    except InconsistentInstance as exc:
+        raise AdapterParseError(
+            adapter_name=f"{spec.name} postprocess",
+            signature=signature,
+            lm_response=json.dumps(generated, ensure_ascii=False),
+            message=str(exc),
+        ) from exc
+    except Exception as exc:  # someone's code: its failure is this slot's, not the run's
+        raise HookFailed(f"postprocess {spec.postprocess} raised {type(exc).__name__}: {exc}") from exc
+    try:
+        return spec.check_fields(fields)
+    except SpecError as exc:
+        raise HookFailed(f"postprocess {spec.postprocess} returned a bad instance: {exc}") from None
 
 
 class InstanceGenerator(dspy.Module):

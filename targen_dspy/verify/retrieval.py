@@ -2,7 +2,8 @@
 
 Every `.txt`, `.md`, `.markdown` and `.rst` file under the directory is cut into passages of whole
 paragraphs, about `PASSAGE_WORDS` words each (a longer paragraph is cut into windows of that many
-words). The index is in memory: term → (passage, count) postings, built once per run."""
+words). The index is in memory: term → (passage, count) postings, built once per run. Files must be
+UTF-8 text of at most `MAX_FILE_BYTES` (`MAX_CORPUS_BYTES` in all); links must stay inside the directory."""
 
 from __future__ import annotations
 
@@ -13,8 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from targen_dspy.errors import RunError
+from targen_dspy.inputs import MB, read_text, size
 
 SUFFIXES = (".txt", ".md", ".markdown", ".rst")
+# Caps on what a run reads and indexes in memory. A file over the cap, a binary or non-UTF-8 file, or a
+# link out of the directory is an error naming it, never skipped: a silently partial corpus would judge
+# instances against less than the user gave.
+MAX_FILE_BYTES = 20 * MB
+MAX_CORPUS_BYTES = 200 * MB
 PASSAGE_WORDS = 120
 _WORD = re.compile(r"\w+")
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
@@ -76,15 +83,27 @@ class Corpus:
             raise RunError(f"--corpus {directory}: no such directory")
         if not directory.is_dir():
             raise RunError(f"--corpus {directory} is a file; give a directory of .txt or .md files")
-        files = sorted(p for p in directory.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+        root = directory.resolve()
+        files = sorted(p for p in directory.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file())
         if not files:
             raise RunError(f"--corpus {directory} has no {', '.join(SUFFIXES)} files")
-        passages = []
+        passages, total = [], 0
         for file in files:
+            # A link is followed only inside the corpus: a link out of it must not make a run read (and
+            # send to a model) a file the user did not put there.
+            if not file.resolve().is_relative_to(root):
+                raise RunError(
+                    f"--corpus: {file} links outside {directory}; copy the file into it or remove the link"
+                )
             try:
-                text = file.read_text(encoding="utf-8", errors="replace")
+                text = read_text(file, "--corpus file", RunError, max_bytes=MAX_FILE_BYTES)
+                total += len(text)
             except OSError as exc:
                 raise RunError(f"--corpus: cannot read {file}: {exc.strerror}") from None
+            if total > MAX_CORPUS_BYTES:  # the index is in memory
+                raise RunError(
+                    f"--corpus {directory} holds over {size(MAX_CORPUS_BYTES)} of text; give a smaller corpus"
+                )
             passages += passages_of(text, file.relative_to(directory).as_posix(), words)
         if not passages:
             raise RunError(f"--corpus {directory}: its {len(files)} text files are empty")

@@ -138,8 +138,11 @@ def test_validate_example_is_strict_about_types(wic, copa):
 def test_missing_postprocess_function_fails_at_load():
     data = _raw("copa")
     data["postprocess"] = "targen_dspy.signatures.hooks:does_not_exist"
-    with pytest.raises(SpecError, match="cannot be imported"):
+    with pytest.raises(SpecError, match="the shipped hooks are"):
         parse_spec(data)
+    data["postprocess"] = "targen_dspy.no_such_module:function"  # trusted, but not there
+    with pytest.raises(SpecError, match="cannot be imported"):
+        parse_spec(data, trust_code=True)
 
 
 def test_spec_file_errors(tmp_path):
