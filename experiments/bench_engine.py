@@ -1,233 +1,98 @@
-"""Run-engine benchmark (issue 3): real TarGEN runs on the RTE spec against an OpenAI-compatible server with
-a fixed per-call latency, next to a bare loop of single DSPy calls on the same model and server (the
-machine's own ceiling); then peak memory and append cost at two run sizes.
+"""Engine benchmark (issue 16): TarGEN side by side with a bare DSPy loop and a peer, bespokelabs-curator,
+each making two LLM calls per slot (write, then judge) against the same mock OpenAI-compatible server.
 
-    python experiments/bench_engine.py            # latency 200 ms, workers 1 4 16 64
-    python experiments/bench_engine.py --quick    # smoke run, small n
+    python experiments/bench_engine.py               # n 400 4000, workers 16 64, 200 ms per call
+    python experiments/bench_engine.py --quick       # smoke run (n 40, 8 workers): writes nothing
+    python experiments/bench_engine.py --no-curator  # without the peer (no virtual environment)
 
-Every measurement runs in a fresh subprocess with a fresh DSPY_CACHEDIR (set before dspy is imported), so
-nothing is replayed from cache; the server runs in a process of its own, so its CPU is not the client's.
+Clients, each a process of its own started as a user starts it, start-up included:
+  bare DSPy loop   experiments/bench_clients/bare_dspy.py: threads, two dspy.Predict calls per slot
+  targen generate  `targen generate rte -n N --workers W --model openai/bench --api-base URL -q -o DIR`
+  curator          experiments/bench_clients/curator_steps.py in curator's virtual environment (made
+                   by this script at CURATOR_VENV, reused), two curator.LLM steps, W requests at once
+Every run gets a fresh mock server process (`python -m targen_dspy.backends.fake_openai`) and fresh caches.
+The server counts requests and their timing (GET /stats); the client's CPU and peak RSS come from
+os.wait4, its CPU before its first request from /proc/PID/stat polled every 10 ms.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.metadata
 import json
 import os
 import platform
-import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections import deque
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).parent / "results" / "bench_engine.md"
+HERE = Path(__file__).resolve().parent
+CLIENTS = HERE / "bench_clients"
+RESULTS = HERE / "results" / "bench_engine.md"
 MODEL = "openai/bench"
-EDGE = 1000  # appends timed at each end of a run
-CALLS_PER_INSTANCE = 2  # generation and self-correction
-# DSPy's response caches, as configured in a memory run: where the memory of a long run goes.
-CACHES = {
-    "default": "memory + disk (DSPy's default)",
-    "disk": "disk only",
-    "run": "one SQLite store, small buffers (`targen generate`)",
-    "off": "off",
-}
+CURATOR_VENV = Path.home() / ".cache" / "targen-bench" / "curator-venv"
+CURATOR = "bespokelabs-curator==0.1.31"
+POLL = 0.01  # seconds between samples of the client's CPU before its first request
+TICKS = os.sysconf("SC_CLK_TCK")
+_LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no proxy for the mock's /stats
 
-REPORT = """# Run-engine benchmark
+REPORT = """# Engine benchmark: TarGEN and its peers
 
-`{command}`, {date}: {cores} CPU cores shared with other work (1-minute load average {load} at the
-start, between the two parts and at the end), Python {python}, dspy {dspy}. Server:
-`targen_dspy.backends.fake_openai` in a process of its own; client: `build_lm({model!r}, api_base=...)`
-under `dspy.JSONAdapter()`. Every measurement is a fresh process with a fresh temporary `DSPY_CACHEDIR`,
-so nothing is replayed from an earlier run; over all TarGEN runs: {retries} retries, {hits} cache hits
-(a slot retried after a transient error replays the call it had answered).
+`{command}`, {date}: {cores} CPU cores, shared: {load}. Python {python}, dspy {dspy}, {curator}.
 
-## Throughput: {latency} ms per call
+Each client makes two LLM calls per slot, a generation and a judgement of it, against the same mock
+OpenAI-compatible server, `targen_dspy.backends.fake_openai --latency {latency}` ({latency_ms} ms per
+call, JSON answers), a fresh server process per run, so its CPU is not the client's:
 
-*TarGEN run*: `engine.runner.run` on the RTE spec, contexts and seeds included, default settings (4
-seeds per context). *Bare calls*: no engine (no dispatch, retries, meter or writing); the TarGEN program
-called directly by as many threads as workers, so the same two `dspy.Predict` calls per instance and the
-same prompts as a run, as many calls as the TarGEN run made.
-ideal inst/s = workers / (calls per instance × latency); ratio = inst/s ÷ ideal. Client CPU =
-`time.process_time()` of the client process ÷ LLM calls. *First instance at*: the contexts and seeds
-are done and the first slot is written; *ratio after it*: instances/s from the first to the last
-instance ÷ (workers / (2 × latency)).
+- *bare DSPy loop* (`experiments/bench_clients/bare_dspy.py`): W threads, two `dspy.Predict` calls per
+  slot (`topic -> sentence`, then `sentence -> verdict`); DSPy as it comes (`dspy.LM` and its default
+  engine, which makes these calls with DSPy's own HTTP client and never imports litellm; memory and disk
+  cache; history) with `dspy.JSONAdapter`, as TarGEN uses.
+- *targen generate*: `targen generate rte -n N --workers W --model {model} --api-base URL -q -o DIR` as a
+  user runs it: generation and self-correction per instance, plus contexts and seeds (about 2.14 calls
+  per instance), one fsynced record per instance.
+- *curator* (`experiments/bench_clients/curator_steps.py`, {curator} in its own virtual environment at
+  `{venv}`): a `curator.LLM` step writes a sentence per row, a second judges them; backend `openai` at
+  the mock, `max_concurrent_requests` = W and rate limits lifted (its defaults, 200 requests and 100,000
+  tokens a minute, would be the bottleneck). It runs offline and on loopback only: telemetry
+  (`TELEMETRY_ENABLED=false`) and hosted viewer off, Hugging Face offline, litellm's bundled price table,
+  and tiktoken's `cl100k_base` (curator counts every prompt's tokens with it) read from the copy that
+  litellm ships (`TIKTOKEN_CACHE_DIR`), not downloaded. Each of its steps first sends one request with
+  no messages to read rate-limit headers (answered 400): 2 of its calls.
 
-{throughput}
+Every client starts with empty caches (`DSPY_CACHEDIR`, `CURATOR_CACHE_DIR`, `HF_HOME` in a fresh
+directory). The bare loop and curator refuse any host but loopback (`bench_clients/loopback.py`):
+{refused}.
 
-## Memory and writing: {memory_latency} ms per call, {memory_workers} workers
+*calls*: requests the server saw; *first call at*: from the client's start (process spawn) to its first
+request; *CPU before it*: the client's user + system CPU until then (`/proc/PID/stat`, 10 ms samples);
+*calls/s*: calls ÷ (last answer − first request), server clock; ideal = W ÷ latency; *vs bare*: calls/s
+÷ the bare loop's at the same n and W; *CPU ms/call*: the client's whole user + system CPU (`wait4`,
+start-up included) ÷ calls; *peak RSS*: `ru_maxrss` from `wait4`; *max in flight*: most requests the
+server was answering at once.
 
-Peak RSS = `ru_maxrss` of a fresh process per run. DSPy's response cache as DSPy sets it up by default,
-then with `dspy.configure_cache(enable_memory_cache=False)` (disk only), then as `targen generate` sets it
-(`engine.cache.use_run_cache`: disk only, one SQLite file instead of 16 shards, and per connection a
-64-page cache and no memory map), then with both tiers off, which leaves the engine's own memory.
-Append µs = median time of `JsonlAppender.append` (write, flush, fsync) over the first and the last
-1,000 instances; the data file is opened once in append mode and keeps its
-inode to the end (it is never rewritten).
-
-{memory}
-
-## Targets (issue 3)
-
-{targets}
+{table}
 """
-
-# ---- child processes: one measurement each ----
-
-
-def _child(job: dict[str, Any]) -> dict[str, Any]:
-    cache = tempfile.mkdtemp(prefix="bench-dspy-cache-")
-    os.environ["DSPY_CACHEDIR"] = cache  # before dspy is imported: this process starts with an empty cache
-    try:
-        import dspy
-
-        from targen_dspy.backends import build_lm
-        from targen_dspy.engine.cache import use_run_cache
-
-        caches = job.get("caches", "run")  # this script is the entry point: it may configure the cache
-        if caches == "run":
-            use_run_cache()
-        elif caches != "default":
-            dspy.configure_cache(enable_memory_cache=False, enable_disk_cache=caches == "disk")
-        lm = build_lm(MODEL, api_base=job["api_base"])
-        with dspy.context(adapter=dspy.JSONAdapter()):
-            measure = _bare_loop if job["kind"] == "bare" else _targen_run
-            return measure(lm, job)
-    finally:
-        shutil.rmtree(cache, ignore_errors=True)
+HEADER = (
+    "| n | W | client | wall s | calls | first call at s | CPU before it ms | calls/s (ideal) | vs bare "
+    "| CPU ms/call | peak RSS MB | max in flight |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
+)
 
 
-def _targen_run(lm: Any, job: dict[str, Any]) -> dict[str, Any]:
-    import dspy
-
-    from targen_dspy.engine.rundir import RunDirectory
-    from targen_dspy.engine.runner import RunSettings, run
-    from targen_dspy.program import TarGEN
-    from targen_dspy.signatures import load_task
-
-    program = TarGEN(load_task("rte"))
-    rss_before = _peak_rss_mb()
-    with tempfile.TemporaryDirectory(prefix="bench-run-") as out, _timed_appends() as appends:
-        settings = RunSettings(n=job["n"], workers=job["workers"])
-        started, cpu = time.perf_counter(), time.process_time()
-        with dspy.context(lm=lm):
-            stats = run(program, RunDirectory(out), settings, {"generator": MODEL}, progress=False)
-        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-        inode_unchanged = os.stat(Path(out) / "data.jsonl").st_ino == appends["inode"]
-    spent = stats["this_invocation"]
-    return {
-        "instances": stats["instances"],
-        "failed": stats["failed_slots"],
-        "calls": spent["calls"],
-        "cache_hits": spent["cache_hits"],
-        "retries": spent["retries"],
-        "seconds": seconds,
-        "cpu": cpu,
-        "first_instance": appends["first"] - started,
-        "last_instance": appends["last_at"] - started,
-        "append_us_first": statistics.median(appends["durations"][:EDGE]) * 1e6,
-        "append_us_last": statistics.median(appends["last"]) * 1e6,
-        "inode_unchanged": inode_unchanged,
-        "rss_before_mb": rss_before,
-        "peak_rss_mb": _peak_rss_mb(),
-    }
+# ---- the mock server ----
 
 
 @contextmanager
-def _timed_appends() -> Iterator[dict[str, Any]]:
-    """Times `JsonlAppender.append`, keeping only the first and last EDGE durations (so the measurement
-    itself does not grow with the run), and notes the data file's inode at the first append."""
-    from targen_dspy.engine import rundir
-
-    original = rundir.JsonlAppender.append
-    seen: dict[str, Any] = {"durations": [], "last": deque(maxlen=EDGE), "first": None, "inode": None}
-
-    def timed(self: rundir.JsonlAppender, record: dict[str, Any]) -> None:
-        started = time.perf_counter()
-        original(self, record)
-        took = time.perf_counter() - started
-        if seen["first"] is None:
-            seen["first"], seen["inode"] = started, os.fstat(self._file.fileno()).st_ino
-        if len(seen["durations"]) < EDGE:
-            seen["durations"].append(took)
-        seen["last"].append(took)
-        seen["last_at"] = started
-
-    rundir.JsonlAppender.append = timed
-    try:
-        yield seen
-    finally:
-        rundir.JsonlAppender.append = original
-
-
-def _bare_loop(lm: Any, job: dict[str, Any]) -> dict[str, Any]:
-    """About `job["calls"]` single DSPy calls on `workers` threads with no engine (no dispatch, retries,
-    meter or writing): the TarGEN program called directly, so the same two calls and prompts per
-    instance as a run, each input distinct; history off and the caller's context copied into each
-    thread, as in the engine."""
-    import contextvars
-    import itertools
-    import threading
-
-    import dspy
-
-    from targen_dspy.program import TarGEN
-    from targen_dspy.signatures import load_task
-
-    program = TarGEN(load_task("rte"))
-    label = program.spec.label_values[0]
-    instances = -(-job["calls"] // CALLS_PER_INSTANCE)
-    numbers = itertools.count()
-    errors: list[BaseException] = []
-
-    def loop() -> None:
-        try:
-            with dspy.context(lm=lm, disable_history=True):
-                while (i := next(numbers)) < instances:
-                    program(
-                        setting="Bare calls",
-                        seed=f"Bare call {i} states a fact.",
-                        label=label,
-                        sampling_seed=i,
-                    )
-        except BaseException as exc:  # reported by the main thread: a failed loop must not look fast
-            errors.append(exc)
-
-    threads = [
-        threading.Thread(target=contextvars.copy_context().run, args=(loop,)) for _ in range(job["workers"])
-    ]
-    started, cpu = time.perf_counter(), time.process_time()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
-    return {
-        "calls": instances * CALLS_PER_INSTANCE,
-        "seconds": time.perf_counter() - started,
-        "cpu": time.process_time() - cpu,
-    }
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
-
-
-# ---- parent: server, jobs, report ----
-
-
-@contextmanager
-def _server(latency: float) -> Iterator[str]:
-    """The fake OpenAI server in its own process; yields its API base."""
+def mock_server(latency: float) -> Iterator[str]:
+    """A fresh fake OpenAI server in a process of its own; yields its API base."""
     process = subprocess.Popen(
         [sys.executable, "-m", "targen_dspy.backends.fake_openai", "--latency", str(latency)],
         stdin=subprocess.PIPE,
@@ -241,166 +106,252 @@ def _server(latency: float) -> Iterator[str]:
         process.wait(timeout=30)
 
 
-def _measure(job: dict[str, Any]) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, __file__, "--child", json.dumps(job)], capture_output=True, text=True, check=False
+def server_stats(api_base: str) -> dict[str, Any]:
+    with _LOCAL.open(api_base.removesuffix("/v1") + "/stats", timeout=30) as response:
+        return json.load(response)
+
+
+# ---- the clients: a command per run, and what it made ----
+
+
+def bare_command(api_base: str, n: int, workers: int, workdir: Path) -> list[str]:
+    return [sys.executable, str(CLIENTS / "bare_dspy.py"), *_sizes(api_base, n, workers)]
+
+
+def targen_command(api_base: str, n: int, workers: int, workdir: Path) -> list[str]:
+    targen = shutil.which("targen", path=str(Path(sys.executable).parent)) or shutil.which("targen")
+    start = [targen] if targen else [sys.executable, "-m", "targen_dspy.cli"]
+    sizes = ["-n", str(n), "--workers", str(workers), "--model", MODEL, "--api-base", api_base]
+    return [*start, "generate", "rte", *sizes, "-q", "-o", str(workdir / "run")]
+
+
+def curator_command(python: Path, api_base: str, n: int, workers: int, workdir: Path) -> list[str]:
+    return [str(python), str(CLIENTS / "curator_steps.py"), *_sizes(api_base, n, workers)]
+
+
+def _sizes(api_base: str, n: int, workers: int) -> list[str]:
+    return ["--api-base", api_base, "--n", str(n), "--workers", str(workers)]
+
+
+def made(workdir: Path) -> tuple[int, list[str] | None]:
+    """Slots the client finished and the hosts it was refused (None: not checked): targen's data.jsonl,
+    else the JSON line the client printed last."""
+    if (workdir / "run").exists():
+        data = workdir / "run" / "data.jsonl"
+        return (sum(1 for _ in data.open(encoding="utf-8")) if data.exists() else 0), None
+    lines = (workdir / "stdout").read_text(encoding="utf-8").splitlines()
+    last = json.loads(lines[-1]) if lines else {"slots": 0, "refused": None}
+    return last["slots"], last["refused"]
+
+
+def client_env(workdir: Path) -> dict[str, str]:
+    """This environment with empty caches in `workdir` and no curator or DSPy settings of the user's."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CURATOR_", "BESPOKE_", "DSPY_"))}
+    caches = {"DSPY_CACHEDIR": "dspy-cache", "CURATOR_CACHE_DIR": "curator-cache", "HF_HOME": "hf"}
+    return env | {name: str(workdir / folder) for name, folder in caches.items()}
+
+
+# ---- measuring one run ----
+
+
+def measure(command: Callable[..., list[str]], latency: float, n: int, workers: int) -> dict[str, Any]:
+    """One client run against a fresh server: the server's traffic, the client's rusage and its CPU before
+    its first request; `error` if it failed or did not finish every slot."""
+    with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp, mock_server(latency) as api_base:
+        workdir = Path(tmp)
+        with open(workdir / "stdout", "w") as out, open(workdir / "stderr", "w") as err:
+            started = time.time()
+            process = subprocess.Popen(
+                command(api_base, n, workers, workdir),
+                env=client_env(workdir),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+            )
+            try:
+                cpu_before = cpu_before_first_request(process.pid, api_base)
+                _, status, usage = os.wait4(process.pid, 0)
+            except BaseException:  # e.g. Ctrl-C: leave no client running
+                process.kill()
+                raise
+            process.returncode = os.waitstatus_to_exitcode(status)
+            wall = time.time() - started
+        traffic = server_stats(api_base)
+        slots, refused = made(workdir) if process.returncode == 0 else (0, None)
+        error = _error(process.returncode, slots, n, workdir)
+    run = {"n": n, "workers": workers, "wall": wall, "started": started, "cpu_before": cpu_before}
+    return run | {"usage": usage, "traffic": traffic, "refused": refused, "error": error}
+
+
+def _error(returncode: int, slots: int, n: int, workdir: Path) -> str | None:
+    if returncode:
+        lines = (workdir / "stderr").read_text(encoding="utf-8", errors="replace").strip().splitlines()
+        return f"exit {returncode}: {lines[-1][:200] if lines else 'no output'}"
+    return None if slots == n else f"{slots} of {n} slots"
+
+
+def cpu_before_first_request(pid: int, api_base: str) -> float:
+    """The client's CPU seconds at the last /proc sample taken before the server's first request (samples
+    every POLL seconds until the server has seen one, or the client has exited)."""
+    before = 0.0
+    while (cpu := _cpu_seconds(pid)) is not None:
+        sampled = time.time()
+        first = server_stats(api_base)["first_request"]
+        if first is not None:
+            return cpu if sampled <= first else before
+        before = cpu
+        time.sleep(POLL)
+    return before
+
+
+def _cpu_seconds(pid: int | str) -> float | None:
+    """User + system CPU of a running process from /proc/PID/stat; None once it has exited."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+    return None if fields[0] in "ZX" else (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def machine_busy(seconds: float = 2.0) -> str:
+    """1/5/15-minute load average and the other processes that used most CPU over `seconds` (from /proc)."""
+    pids = [path.name for path in Path("/proc").iterdir() if path.name.isdigit()]
+    before = {pid: _cpu_seconds(pid) for pid in pids if pid != str(os.getpid())}
+    time.sleep(seconds)
+    used = []
+    for pid, cpu in before.items():
+        if cpu is not None and (now := _cpu_seconds(pid)) is not None and now - cpu >= 0.05 * seconds:
+            used.append(((now - cpu) / seconds, _command(pid)))
+    top = ", ".join(f"`{command}` {share:.0%}" for share, command in sorted(used, reverse=True)[:3])
+    return f"load {'/'.join(f'{x:.2f}' for x in os.getloadavg())}, {top or 'no other process busy'}"
+
+
+def _command(pid: str) -> str:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return "?"
+    return " ".join([Path(argv[0]).name, *argv[1:3]])[:60]
+
+
+# ---- curator's virtual environment ----
+
+
+def curator_python() -> Path | None:
+    """The Python of curator's virtual environment, made and curator installed there first if needed;
+    None (said in one line) if that cannot be done, e.g. without a network."""
+    python = CURATOR_VENV / "bin" / "python"
+    if _curator_version(python) is None:
+        print(f"curator: making {CURATOR_VENV}: python -m venv, pip install {CURATOR} (minutes)", flush=True)
+        make = [sys.executable, "-m", "venv", str(CURATOR_VENV)]
+        for step in (make, [python, "-m", "pip", "install", CURATOR]):
+            done = subprocess.run(step, capture_output=True, text=True, check=False)
+            if done.returncode:
+                last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+                print(f"curator: cannot be installed ({last}); running the other clients", flush=True)
+                return None
+    print(f"curator: bespokelabs-curator {_curator_version(python)} in {CURATOR_VENV}", flush=True)
+    return python
+
+
+def _curator_version(python: Path) -> str | None:
+    if not python.exists():
+        return None
+    ask = "import importlib.metadata as m; print(m.version('bespokelabs-curator'))"
+    done = subprocess.run([python, "-c", ask], capture_output=True, text=True, check=False)
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+# ---- the table ----
+
+
+def row(name: str, run: dict[str, Any], bare: dict[str, Any] | None, latency: float) -> str:
+    start = f"| {run['n']:,} | {run['workers']} | {name} |"
+    if run["error"]:
+        return f"{start} failed: {run['error']} |" + " |" * 8
+    traffic, usage = run["traffic"], run["usage"]
+    calls, rate = traffic["requests"], calls_per_second(run)
+    vs_bare = f"{rate / calls_per_second(bare):.2f}" if bare and not bare["error"] else "-"
+    return (
+        f"{start} {run['wall']:.1f} | {calls:,} | {traffic['first_request'] - run['started']:.2f} "
+        f"| {1000 * run['cpu_before']:.0f} | {rate:.1f} ({run['workers'] / latency:.0f}) | {vs_bare} "
+        f"| {1000 * (usage.ru_utime + usage.ru_stime) / calls:.2f} | {usage.ru_maxrss / 1024:.0f} "
+        f"| {traffic['max_in_flight']} |"
     )
-    if done.returncode:
-        sys.exit(f"benchmark child failed: {job}\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _figures(r: dict[str, Any], instances: int, workers: int, latency: float) -> dict[str, float]:
-    calls_per_instance = r["calls"] / instances
-    ideal = workers / (calls_per_instance * latency)
-    figures = {
-        "inst_s": instances / r["seconds"],
-        "calls_per_instance": calls_per_instance,
-        "calls_s": r["calls"] / r["seconds"],
-        "ideal": ideal,
-        "ratio": instances / r["seconds"] / ideal,
-        "cpu_ms": 1000 * r["cpu"] / r["calls"],
-    }
-    if "first_instance" in r:  # a TarGEN run: the rate once contexts and seeds are made
-        steady = (instances - 1) / (r["last_instance"] - r["first_instance"])
-        figures["seconds"], figures["first_instance"] = r["seconds"], r["first_instance"]
-        figures["steady_calls_s"] = steady * CALLS_PER_INSTANCE
-        figures["steady_ratio"] = steady / (workers / (CALLS_PER_INSTANCE * latency))
-        figures["retries"], figures["cache_hits"] = r["retries"], r["cache_hits"]
-    return figures
+def calls_per_second(run: dict[str, Any]) -> float:
+    traffic = run["traffic"]
+    return traffic["requests"] / (traffic["last_answer"] - traffic["first_request"])
 
 
-def throughput(api_base: str, latency: float, workers: list[int], n: int) -> tuple[list[str], dict]:
-    """TarGEN runs and bare loops, each worker count; a run with w workers makes n × w / max(workers)
-    instances (at least 50) so that every run takes about as long."""
-    lines = [
-        "| workers | program | n | inst/s | LLM calls/inst | LLM calls/s | ideal inst/s | ratio "
-        "| client CPU ms/call | first instance at | ratio after it |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    figures = {}
-    for w in workers:
-        size = max(50, n * w // max(workers))
-        targen = _measure({"kind": "targen", "api_base": api_base, "workers": w, "n": size})
-        if targen["failed"] or targen["instances"] != size:
-            sys.exit(f"run with {w} workers: {targen}")
-        bare = _measure({"kind": "bare", "api_base": api_base, "workers": w, "calls": targen["calls"]})
-        t, b = (
-            _figures(targen, size, w, latency),
-            _figures(bare, bare["calls"] // CALLS_PER_INSTANCE, w, latency),
-        )
-        figures[w] = {"targen": t, "bare": b}
-        for name, size_, f, tail in (
-            ("TarGEN run", size, t, f"{t['first_instance']:.1f} s | {t['steady_ratio']:.2f}"),
-            ("bare calls", "-", b, "- | -"),
-        ):
-            lines.append(
-                f"| {w} | {name} | {size_} | {f['inst_s']:.2f} | {f['calls_per_instance']:.3f} "
-                f"| {f['calls_s']:.1f} | {f['ideal']:.1f} | {f['ratio']:.2f} | {f['cpu_ms']:.2f} | {tail} |"
-            )
-            print(lines[-1], flush=True)
-    return lines, figures
+def refusals(runs: list[dict[str, Any]]) -> str:
+    checked = [run for run in runs if run["refused"] is not None]
+    hosts = ", ".join(sorted({host for run in checked for host in run["refused"]})) or "none"
+    return f"hosts refused: {hosts} ({len(checked)} of {len(runs)} runs checked)"
 
 
-def memory(api_base: str, workers: int, sizes: list[int]) -> tuple[list[str], dict]:
-    lines = [
-        "| DSPy response cache | n | inst/s | LLM calls/inst | RSS before run MB | peak RSS MB "
-        "| peak vs smaller n | append µs, first 1,000 | append µs, last 1,000 | data.jsonl same inode |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    figures: dict[str, dict[int, dict]] = {}
-    for caches, name in CACHES.items():
-        for n in sizes:
-            job = {"kind": "targen", "api_base": api_base, "workers": workers, "n": n, "caches": caches}
-            r = figures.setdefault(caches, {})[n] = _measure(job)
-            growth = r["peak_rss_mb"] / figures[caches][min(sizes)]["peak_rss_mb"]
-            lines.append(
-                f"| {name} | {n:,} | {r['instances'] / r['seconds']:.1f} | {r['calls'] / r['instances']:.3f} "
-                f"| {r['rss_before_mb']:.0f} | {r['peak_rss_mb']:.0f} | {growth:.2f}× "
-                f"| {r['append_us_first']:.0f} | {r['append_us_last']:.0f} "
-                f"| {'yes' if r['inode_unchanged'] else 'no'} |"
-            )
-            print(lines[-1], flush=True)
-    return lines, figures
+# ---- main ----
 
 
-def targets(tp: dict, mem: dict) -> list[str]:
-    def mark(ok: bool) -> str:
-        return "met" if ok else "**missed**"
-
-    worst = max(f["targen"]["calls_per_instance"] for f in tp.values())
-    found = [f"- LLM calls per final instance ≤ 2.2: at most {worst:.3f}, {mark(worst <= 2.2)}"]
-    if 16 in tp:
-        t, b = tp[16]["targen"], tp[16]["bare"]
-        found.append(
-            f"- ratio ≥ 0.85 at 16 workers: {t['ratio']:.2f}, {mark(t['ratio'] >= 0.85)} (after the first "
-            f"instance {t['steady_ratio']:.2f}; the bare calls reach {b['ratio']:.2f} on this machine)"
-        )
-    if 64 in tp:
-        t, b = tp[64]["targen"], tp[64]["bare"]
-        share = t["calls_s"] / b["calls_s"]
-        found.append(
-            f"- at 64 workers within 10% of the bare-call ceiling: LLM calls/s at {share:.0%} of the "
-            f"bare loop's, {mark(share >= 0.9)}; contexts and seeds took {t['first_instance']:.1f} s of "
-            f"{t['seconds']:.1f} s, after which the run made {t['steady_calls_s']:.0f} LLM calls/s, "
-            f"{t['steady_calls_s'] / b['calls_s']:.0%} of the bare loop's"
-        )
-    small, large = min(mem["default"]), max(mem["default"])
-    for caches, name in CACHES.items():
-        growth = mem[caches][large]["peak_rss_mb"] / mem[caches][small]["peak_rss_mb"]
-        found.append(
-            f"- peak memory at n = {large:,} within 1.2× of n = {small:,}, DSPy's response cache {name}: "
-            f"{growth:.2f}×, {mark(growth <= 1.2)}"
-        )
-    return found
-
-
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--latency", type=float, default=0.2, help="server seconds per call (default 0.2)")
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 4, 16, 64])
-    parser.add_argument("--n", type=int, help="instances at the largest worker count (default 1600)")
-    parser.add_argument("--memory-n", type=int, nargs=2, help="the two memory sizes (default 1000 20000)")
-    parser.add_argument("--memory-latency", type=float, default=0.01)
-    parser.add_argument("--memory-workers", type=int, default=64)
-    parser.add_argument("--quick", action="store_true", help="small n, results not written: a smoke run")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        print(json.dumps(_child(json.loads(args.child))))
-        return
-    n = args.n or (200 if args.quick else 1600)
-    sizes = args.memory_n or ([200, 2000] if args.quick else [1000, 20000])
-    print("every measurement: a fresh process with a fresh temporary DSPY_CACHEDIR (no replay from cache)")
+    parser.add_argument("--n", type=int, nargs="+", help="slots per run (default 400 4000)")
+    parser.add_argument("--workers", type=int, nargs="+", help="requests at once (default 16 64)")
+    parser.add_argument("--no-curator", action="store_true", help="leave the peer out")
+    parser.add_argument("--quick", action="store_true", help="n 40, 8 workers, results not written")
+    args = parser.parse_args(argv)
+    args.n = args.n or ([40] if args.quick else [400, 4000])
+    args.workers = args.workers or ([8] if args.quick else [16, 64])
+    return args
 
-    load = [os.getloadavg()[0]]
-    print(f"throughput: latency {args.latency * 1000:.0f} ms, workers {args.workers}", flush=True)
-    with _server(args.latency) as api_base:
-        tp_lines, tp = throughput(api_base, args.latency, args.workers, n)
-    load.append(os.getloadavg()[0])
-    print(f"memory: latency {args.memory_latency * 1000:.0f} ms, {args.memory_workers} workers", flush=True)
-    with _server(args.memory_latency) as api_base:
-        mem_lines, mem = memory(api_base, args.memory_workers, sizes)
-    load.append(os.getloadavg()[0])
 
-    runs = [f["targen"] for f in tp.values()] + [r for by_n in mem.values() for r in by_n.values()]
-    retries, hits = sum(r["retries"] for r in runs), sum(r["cache_hits"] for r in runs)
+def clients(no_curator: bool) -> dict[str, Callable[..., list[str]]]:
+    found = {"bare DSPy loop": bare_command, "targen generate": targen_command}
+    python = None if no_curator else curator_python()
+    return found | ({"curator": functools.partial(curator_command, python)} if python else {})
+
+
+def compare(found: dict, args: argparse.Namespace) -> tuple[list[str], list[dict[str, Any]]]:
+    """Every client at every n and worker count, the bare loop first; rows printed as they come."""
+    lines, runs = [HEADER], []
+    print(HEADER, flush=True)
+    for n in args.n:
+        for workers in args.workers:
+            bare = None
+            for name, command in found.items():
+                run = measure(command, args.latency, n, workers)
+                lines.append(row(name, run, bare, args.latency))
+                runs.append(run)
+                bare = bare or run
+                print(lines[-1], flush=True)
+    return lines, runs
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    found = clients(args.no_curator)
+    before = machine_busy()
+    print(f"machine before: {before}", flush=True)
+    lines, runs = compare(found, args)
+    after = machine_busy()
+    curator = _curator_version(CURATOR_VENV / "bin" / "python") if "curator" in found else None
     report = REPORT.format(
-        command=" ".join(["python experiments/bench_engine.py", *sys.argv[1:]]),
+        command=" ".join(["python experiments/bench_engine.py", *(argv or sys.argv[1:])]),
         date=time.strftime("%Y-%m-%d"),
         cores=os.cpu_count(),
-        load=", ".join(f"{x:.1f}" for x in load),
+        load=f"before, {before}; after, {after} (1/5/15-minute load; others' CPU over 2 s)",
         python=platform.python_version(),
         dspy=importlib.metadata.version("dspy"),
+        curator=f"bespokelabs-curator {curator}" if curator else "curator not run",
+        latency=args.latency,
+        latency_ms=f"{args.latency * 1000:.0f}",
         model=MODEL,
-        retries=retries,
-        hits=hits,
-        latency=f"{args.latency * 1000:.0f}",
-        throughput="\n".join(tp_lines),
-        memory_latency=f"{args.memory_latency * 1000:.0f}",
-        memory_workers=args.memory_workers,
-        memory="\n".join(mem_lines),
-        targets="\n".join(targets(tp, mem)),
+        venv=str(CURATOR_VENV).replace(str(Path.home()), "~"),
+        refused=refusals(runs),
+        table="\n".join(lines),
     )
     print(f"\n{report}")
     if not args.quick:

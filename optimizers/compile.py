@@ -4,7 +4,9 @@ the independent judge. The gold examples that report the final figure are held o
 
 from __future__ import annotations
 
+import json
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal
@@ -16,6 +18,7 @@ from targen_dspy.errors import RunError, SpecError
 from targen_dspy.optimizers.gold import correction_examples, gold_texts, split_gold
 from targen_dspy.optimizers.metrics import correction_metric, generation_metric
 from targen_dspy.program import SelfCorrector, TarGEN
+from targen_dspy.signatures import TaskSpec
 
 logger = logging.getLogger(__name__)
 
@@ -153,6 +156,13 @@ def tuning_slots(program: TarGEN, count: int, seed: int) -> list[dspy.Example]:
     return slots
 
 
+def majority_share(spec: TaskSpec, rows: list[dict[str, Any]]) -> float:
+    """The accuracy (percent) of always answering the most frequent label of `rows`: a corrector no
+    better than this adds noise when it relabels."""
+    counts = Counter(json.dumps(row[spec.label_field]) for row in rows)
+    return round(100 * max(counts.values()) / len(rows), 2)
+
+
 def _score(
     module: dspy.Module, devset: list[dspy.Example], metric: Any, settings: CompileSettings, progress: bool
 ) -> float:
@@ -204,6 +214,7 @@ def compile_program(
         "correction_accuracy": {
             "hand_written": _score(program.correct, correction_test, correction_metric, settings, progress),
             "compiled": _score(corrector, correction_test, correction_metric, settings, progress),
+            "majority_class": majority_share(spec, split.held_out),
         },
         "generation_score": {
             "hand_written": _score(program.generate, generation_test, metric, settings, progress),

@@ -22,6 +22,15 @@ def copa():
     return load_task("copa")
 
 
+@pytest.fixture
+def fresh_run_cache(tmp_path, monkeypatch):
+    """A run cache of the test's own, so that no answer another test cached (a fake server's answers
+    repeat across tests) is replayed."""
+    from targen_dspy.engine.cache import RunCache
+
+    monkeypatch.setattr(dspy, "cache", RunCache(str(tmp_path / "dspy-cache")))
+
+
 def json_lm(answers):
     """DummyLM answering in JSONAdapter's format; `answers` maps a prompt substring to output fields."""
     return dspy.utils.DummyLM(answers, adapter=dspy.JSONAdapter())

@@ -171,6 +171,10 @@ def test_compile_then_generate_with_the_compiled_program(tmp_path, capsys):
         )
         out = capsys.readouterr().out
         assert "hand-written" in out and "correction accuracy" in out
+        # the fake corrector echoes every proposed label: right on half the examples, below the majority
+        assert "majority-class baseline" in out and "no better than always answering" in out
+        scores = json.loads(program.read_text())["targen"]["scores"]["correction_accuracy"]
+        assert scores["hand_written"] == 50.0 < scores["majority_class"]
         record = json.loads(program.read_text())["targen"]
         assert (
             record["optimizer"]["optimizer"] == "bootstrap"

@@ -182,7 +182,8 @@ def test_generate_writes_no_key_in_failures_and_verbose_logs(runs: Runs) -> None
     assert "retrying" in process.stderr  # -v logs the retries of the failing calls
     assert {KEY, CORRECTOR_KEY} <= runs.server.keys_seen
     failed = [json.loads(line) for line in (runs.root / "run" / "failed.jsonl").read_text().splitlines()]
-    assert failed and all("Incorrect API key provided: Bearer sk-t****" in r["error"] for r in failed)
+    masked = {f"Incorrect API key provided: Bearer {key[:4]}****" for key in (KEY, CORRECTOR_KEY)}
+    assert failed and all(any(text in r["error"] for text in masked) for r in failed)
     _assert_no_key(runs, "generate", [runs.root / "run", runs.root / "dspy-cache"])
 
 

@@ -6,7 +6,7 @@ import dspy
 
 from targen_dspy.backends.compact_adapter import CompactJSONAdapter
 from targen_dspy.backends.local import LlamaCppEngine
-from targen_dspy.backends.remote import KeySafeLM, remote_lm_kwargs
+from targen_dspy.backends.remote import remote_lm
 
 LOCAL = "local"
 _local_engine: LlamaCppEngine | None = None
@@ -41,14 +41,14 @@ def build_lm(
             cache=cache,
             num_retries=0,
         )
-    return KeySafeLM(
+    return remote_lm(
         model,
+        api_base,
         temperature=temperature,
         max_tokens=max_tokens,
         cache=cache,
         num_retries=0,
         timeout=timeout,
-        **remote_lm_kwargs(model, api_base),
     )
 
 

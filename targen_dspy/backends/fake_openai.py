@@ -2,7 +2,8 @@
 JSON, for tests and benchmarks of the litellm path: optional fixed latency and injected faults.
 
 It reads the output field names the adapter asks for and fills each with a distinct, plausible value;
-a corrected label echoes the proposed one unless `flip_labels` is set. `garbage_after` makes one step
+a corrected label echoes the proposed one, but is the next label for a share `flip_labels` of the calls
+(True: all of them), or always `judge_label` if that is set. `garbage_after` makes one step
 answer in the wrong format: a call asking for that output field gets garbage once the step has had the
 given number of good answers (0: from the start).
 
@@ -80,12 +81,15 @@ class FakeOpenAI:
         self,
         latency: float = 0.0,
         faults: FaultPlan | None = None,
-        flip_labels: bool = False,
+        flip_labels: float = False,
         garbage_after: dict[str, int] | None = None,
+        judge_label: Any = None,
     ):
         self.latency = latency
         self.faults = faults or FaultPlan()
         self.flip_labels = flip_labels
+        self.judge_label = judge_label
+        self._flips = random.Random(0)
         self.garbage_after = dict(garbage_after or {})  # output field -> good answers before garbage
         self.answered: dict[str, int] = {}  # calls so far, by output field asked for
         self.calls = 0
@@ -138,7 +142,11 @@ class FakeOpenAI:
         proposed = _PROPOSED.search(prompt).group(1).strip()
         with contextlib.suppress(ValueError):
             proposed = json.loads(proposed)  # 0, 1, true, false
-        if not self.flip_labels:
+        if self.judge_label is not None:
+            return self.judge_label
+        with self._lock:
+            flip = self._flips.random() < self.flip_labels
+        if not flip:
             return proposed
         options = ast.literal_eval(f"[{_LITERAL.search(request_line).group(1)}]")
         return options[(options.index(proposed) + 1) % len(options)]

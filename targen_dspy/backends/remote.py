@@ -1,5 +1,10 @@
 """Any model litellm can name (`openai/gpt-4o-mini`, `anthropic/...`, `ollama/...`, `openai/<name>` with an
-API base for vLLM or a llama.cpp server), checked before the run so mistakes cost no calls."""
+API base for vLLM or a llama.cpp server), checked before the run so mistakes cost no calls.
+
+DSPy 3.4 calls most providers through its own engine (lm15); litellm is then never needed, so the model
+string and key are checked by that engine's routing and litellm (seconds to import) only for the models
+it leaves to litellm.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import dspy
+from dspy.clients.backend_selection import select_backend
 from dspy.clients.base_lm import LM_CLASS_STATE_KEY
 
 from targen_dspy.errors import ModelError, redact
@@ -53,19 +59,36 @@ def check_reachable(api_base: str, timeout: float = 3.0) -> None:
         raise ModelError(f"cannot reach {api_base} ({exc.strerror or exc}); is the server running?") from None
 
 
-def remote_lm_kwargs(model: str, api_base: str | None) -> dict:
-    """Keyword arguments for dspy.LM after checking provider, key and (for a given API base) the server."""
-    check_provider(model)
+def remote_lm(model: str, api_base: str | None, **settings: Any) -> dspy.LM:
+    """A dspy.LM for a remote model after checking the server (for a given API base), the model string
+    and the key; the provider's key goes to `api_base` if set, else a placeholder."""
     if api_base is None:
-        check_key(model)
-        return {}
-    check_reachable(api_base)
-    provider_key = f"{provider_prefix(model).upper()}_API_KEY"
-    return {"api_base": api_base, "api_key": os.environ.get(provider_key, PLACEHOLDER_KEY)}
+        lm = KeySafeLM(model, **settings)
+    else:
+        check_reachable(api_base)
+        key = os.environ.get(f"{provider_prefix(model).upper()}_API_KEY", PLACEHOLDER_KEY)
+        lm = KeySafeLM(model, api_base=api_base, api_key=key, **settings)
+    route = select_backend(lm)
+    if not route.native:
+        check_provider(model)
+        if api_base is None:
+            check_key(model)
+    elif api_base is None and _missing_key(route.resolution):
+        raise ModelError(
+            f"{model} needs {route.resolution.env_key} in the environment (or pass --api-base for a "
+            "local server)"
+        )
+    return lm
+
+
+def _missing_key(resolution: Any) -> bool:
+    """Whether DSPy's engine would read a key from an environment variable that is not set."""
+    env_key = resolution.env_key
+    return resolution.credential_policy == "key" and bool(env_key) and not os.environ.get(env_key)
 
 
 def provider_prefix(model: str) -> str:
-    """The part of `model` that names its key: `openai/x` is sent OPENAI_API_KEY (see remote_lm_kwargs)."""
+    """The part of `model` that names its key: `openai/x` is sent OPENAI_API_KEY (see remote_lm)."""
     return model.split("/", 1)[0].lower()
 
 

@@ -94,3 +94,11 @@ def run(args: argparse.Namespace) -> None:
     for name in ("correction_accuracy", "generation_score"):
         hand, tuned = scores[name]["hand_written"], scores[name]["compiled"]
         print(f"{name.replace('_', ' '):<28}{hand:>14.1f}{tuned:>10.1f}")
+    accuracy = scores["correction_accuracy"]
+    baseline = accuracy["majority_class"]
+    print(f"{'majority-class baseline':<28}{baseline:>14.1f}{baseline:>10.1f}")
+    if max(accuracy["hand_written"], accuracy["compiled"]) <= baseline:
+        print(
+            "the corrector is no better than always answering the most frequent label: its relabels "
+            "add noise; generate with --correction filter or off, or use a stronger --corrector-model"
+        )

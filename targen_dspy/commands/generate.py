@@ -7,6 +7,7 @@ from pathlib import Path
 
 from targen_dspy.commands.models import add_model_arguments, use_models
 from targen_dspy.commands.spec_options import add_trust_argument
+from targen_dspy.program.options import CORRECTIONS
 
 HELP = "generate a labeled synthetic dataset into a run directory"
 
@@ -31,6 +32,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="TEXT",
         help="a rule every generation step must follow (repeatable), besides the spec's `constraints`",
+    )
+    parser.add_argument(
+        "--correction",
+        choices=CORRECTIONS,
+        default="relabel",
+        help="self-correction: relabel an instance the corrector judges otherwise (the paper's, default), "
+        "filter it out and make a new one in its place (keeps the planned label balance), or off",
     )
     datagen.add_argument(
         "--dedup",
@@ -93,11 +101,13 @@ def run(args: argparse.Namespace) -> None:
 
     from targen_dspy.backends import adapter_for
     from targen_dspy.engine.cache import use_run_cache
+    from targen_dspy.engine.limits import PARSE_ATTEMPTS
     from targen_dspy.engine.rundir import RunDirectory, targen_records
     from targen_dspy.engine.runner import RunSettings
     from targen_dspy.engine.runner import run as run_program
     from targen_dspy.optimizers import load_compiled
     from targen_dspy.program import TarGEN
+    from targen_dspy.program.correction import FILTER_ATTEMPTS
     from targen_dspy.signatures import load_task
 
     spec = load_task(args.task, args.trust_spec_code)
@@ -111,6 +121,7 @@ def run(args: argparse.Namespace) -> None:
         rpm=args.rpm,
         tpm=args.tpm,
         dedup=args.dedup,
+        max_attempts=FILTER_ATTEMPTS if args.correction == "filter" else PARSE_ATTEMPTS,
     )
     options = generation_options(args)
     run_dir = RunDirectory(
@@ -141,6 +152,7 @@ def generation_options(args: argparse.Namespace):
         harder=args.harder,
         verify_code=getattr(args, "verify_code", False),
         corpus=getattr(args, "corpus", None),
+        correction=args.correction,
     )
 
 
@@ -219,6 +231,8 @@ def report(stats: dict, run_dir) -> None:
         f"({spent['cache_hits']} from cache, {spent['retries']} retries), "
         f"{spent['prompt_tokens']}+{spent['completion_tokens']} tokens, {cost}, {spent['seconds']:.1f}s"
     )
+    if "label_imbalance" in stats:
+        print(f"warning: {stats['label_imbalance']}")
     if stats["retries"]:
         asked = ", ".join(f"{step} {count}" for step, count in stats["retries"].items())
         print(f"asked again after answers that did not parse: {asked}")

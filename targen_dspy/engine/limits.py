@@ -59,13 +59,13 @@ def call_with_retries(
 class Unparseable(Exception):
     """A step's answers did not parse in any attempt: a slot fails; contexts or seeds end the run."""
 
-    def __init__(self, step: str, attempts: int, error: AdapterParseError):
+    def __init__(self, step: str, attempts: int, error: Exception):
         super().__init__(f"{step}: no answer parsed in {attempts} attempts")
         self.step, self.attempts, self.error = step, attempts, error
 
     def describe(self, model: str) -> str:
         """One line: the step, the model, and its last raw answer (shortened)."""
-        raw = " ".join(str(self.error.lm_response or "").split())
+        raw = " ".join(str(getattr(self.error, "lm_response", self.error) or "").split())
         raw = raw if len(raw) <= 120 else raw[:117] + "..."
         return (
             f"the {self.step} step got no answer that parses from {model} in {self.attempts} attempts "
@@ -85,18 +85,22 @@ def until_parsed(
     sampling_seed: int,
     attempts: int,
     on_retry: Callable[[str], None] = lambda step: None,
+    redo: tuple[type[Exception], ...] = (),
 ) -> T:
     """`make(sampling_seed=...)` until its answer parses, at most `attempts` times, each attempt with a
     sampling seed of its own. An answer that did not parse is dropped from the run cache, so that neither
-    this run nor a rerun replays it. Raises Unparseable after the last attempt."""
+    this run nor a rerun replays it. `redo` are errors of answers that parsed but cannot be used (their
+    `step` names them in `on_retry`): asked again the same way. Raises Unparseable after the last attempt.
+    """
     for attempt in range(attempts):
         try:
             return make(sampling_seed=attempt_seed(sampling_seed, attempt))
-        except AdapterParseError as exc:
-            forget_last_answer()  # the call was made in this thread: its entry is the thread's last
+        except (AdapterParseError, *redo) as exc:
+            if isinstance(exc, AdapterParseError):
+                forget_last_answer()  # the call was made in this thread: its entry is the thread's last
             error = exc
             if attempt + 1 < attempts:
-                on_retry(step)
+                on_retry(getattr(exc, "step", step))
     raise Unparseable(step, attempts, error)
 
 

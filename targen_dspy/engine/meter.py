@@ -104,17 +104,16 @@ class Meter(BaseCallback):
 
 
 def _cost(tokens: dict[str, dict[str, int]]) -> float | None:
-    """Cost from litellm's price table, or None when a model's price is unknown (e.g. local models)."""
-    import litellm
+    """Cost from the price table DSPy ships (its model metadata, no litellm import), or None when a
+    model's price is unknown (the embedded model, a server of one's own)."""
+    from dspy.clients.model_metadata import model_info, rate
 
-    litellm.suppress_debug_info = True  # an unknown model makes it print its provider list
     total = 0.0
     for model, used in tokens.items():
-        try:
-            prompt, completion = litellm.cost_per_token(
-                model=model, prompt_tokens=used["prompt"], completion_tokens=used["completion"]
-            )
-        except Exception:
+        provider, _, name = model.partition("/")
+        info = model_info(provider, name) if name else {}
+        prompt, completion = rate(info, "input_cost_per_token"), rate(info, "output_cost_per_token")
+        if prompt is None or completion is None:
             return None
-        total += prompt + completion
+        total += used["prompt"] * prompt + used["completion"] * completion
     return round(total, 6)

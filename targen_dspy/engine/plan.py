@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import random
 import zlib
@@ -94,3 +95,26 @@ def plan_slots(spec: TaskSpec, n: int, materials: Iterable[tuple[str, list[str]]
             k += 1
     if k < needed:
         raise ValueError(f"{k} seeds for {needed} needed")
+
+
+# Final labels this lopsided in a run planned otherwise mean the corrector, not the data, decided them.
+LOPSIDED_SHARE = 0.8
+
+
+def lopsided(spec: TaskSpec, n: int, final: dict[str, int]) -> str | None:
+    """A warning when self-correction moved one label over LOPSIDED_SHARE of the final labels (keys as
+    JSON, as in run stats) although the plan gave it less, else None."""
+    total = sum(final.values())
+    if spec.open_label or total < 8:  # too few to tell a corrector's bias from chance
+        return None
+    planned = label_counts(spec, n)
+    key, count = max(final.items(), key=lambda item: item[1])
+    share = count / total
+    planned_share = next((c for value, c in planned.items() if json.dumps(value) == key), 0) / n
+    if share <= LOPSIDED_SHARE or planned_share >= LOPSIDED_SHARE:
+        return None
+    return (
+        f"self-correction moved {share:.0%} of the final labels to {key} (planned {planned_share:.0%}): a "
+        "corrector this one-sided can ruin the data; try --correction filter (keeps the planned balance) "
+        "or a stronger --corrector-model"
+    )

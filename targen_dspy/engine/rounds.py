@@ -19,6 +19,7 @@ import numpy as np
 from dspy.utils.exceptions import AdapterParseError
 from tqdm import tqdm
 
+from targen_dspy.backends.hot_paths import memoized_dspy_lookups
 from targen_dspy.engine.cache import forget_last_answer
 from targen_dspy.engine.limits import RetryPolicy
 from targen_dspy.engine.rundir import RunDirectory
@@ -123,6 +124,7 @@ def run_self_reference(
     )
     with (
         dspy.context(disable_history=True),
+        memoized_dspy_lookups(),
         engine.meter.counting(program),
         run_dir.appender() as data,
         run_dir.appender(run_dir.failed) as failed,

@@ -18,13 +18,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import dspy
 from dspy.utils.exceptions import is_retryable_lm_error
 from tqdm import tqdm
 
-from targen_dspy.engine.dedup import Embed, NearDuplicateFilter, text_fields
+from targen_dspy.backends.hot_paths import memoized_dspy_lookups
 from targen_dspy.engine.limits import (
     PARSE_ATTEMPTS,
     RateLimiter,
@@ -34,13 +34,17 @@ from targen_dspy.engine.limits import (
     until_parsed,
 )
 from targen_dspy.engine.meter import Meter
-from targen_dspy.engine.plan import Slot, label_counts, plan_slots, seeds_needed
+from targen_dspy.engine.plan import Slot, label_counts, lopsided, plan_slots, seeds_needed
 from targen_dspy.engine.rundir import RunDirectory
 from targen_dspy.errors import RunError
 from targen_dspy.program import TarGEN
+from targen_dspy.program.correction import JudgedOtherwise
 from targen_dspy.program.distinct import normalise
 from targen_dspy.program.options import GenerationOptions
 from targen_dspy.signatures.spec import HookFailed
+
+if TYPE_CHECKING:
+    from targen_dspy.engine.dedup import Embed
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -91,13 +95,14 @@ class CallEngine:
         return result
 
     def parsed(self, step: str, make: Callable[..., T], sampling_seed: int, requests: int) -> T:
-        """`make(sampling_seed=...)` as one unit of `call`, asked again while its answer does not parse."""
+        """`make(sampling_seed=...)` as one unit of `call`, asked again while its answer does not parse
+        (or, with `--correction filter`, while the corrector judges the instance otherwise)."""
 
         def attempt(sampling_seed: int) -> T:
             return self.call(partial(make, sampling_seed=sampling_seed), requests)
 
-        attempts = self.settings.max_attempts
-        return until_parsed(step, attempt, sampling_seed, attempts, self.meter.count_parse_retry)
+        attempts, count = self.settings.max_attempts, self.meter.count_parse_retry
+        return until_parsed(step, attempt, sampling_seed, attempts, count, redo=(JudgedOtherwise,))
 
 
 def program_hash(program: dspy.Module) -> str:
@@ -235,6 +240,9 @@ def _make(program: TarGEN, slot: Slot, engine: CallEngine) -> dict[str, Any]:
             "instances", make, slot.sampling_seed, getattr(program, "calls_per_slot", CALLS_PER_SLOT)
         )
     except Unparseable as exc:
+        if isinstance(exc.error, JudgedOtherwise):
+            error = f"self-correction judged every attempt otherwise (last: {exc.error.judged!r})"
+            return {"id": slot.id, "failed": True, "error": error}
         return {
             "id": slot.id,
             "failed": True,
@@ -381,7 +389,9 @@ def run(
     }
     run_dir.claim(manifest, force)
     group = None
-    if settings.dedup is not None:
+    if settings.dedup is not None:  # numpy and the embeddings only for group checking
+        from targen_dspy.engine.dedup import NearDuplicateFilter, text_fields
+
         group = NearDuplicateFilter(embed, settings.dedup, text_fields(spec))
         group.load(run_dir.iter_records())  # a resumed run's kept instances, embedded again
 
@@ -392,6 +402,7 @@ def run(
     # cache opens a SQLite connection per thread, so every new thread costs memory.
     with (
         dspy.context(disable_history=True, trace=None),
+        memoized_dspy_lookups(),
         engine.meter.counting(program),
         ThreadPoolExecutor(settings.workers, thread_name_prefix="targen") as pool,
     ):
@@ -449,6 +460,9 @@ def run(
             "instances_per_second": round((attempted - failures) / elapsed, 3) if elapsed else None,
         },
     }
+    if program.options.correction == "relabel":
+        warning = lopsided(spec, settings.n, stats["labels"])
+        stats.update({"label_imbalance": warning} if warning else {})
     run_dir.write_json(run_dir.stats, stats)
     if stopped is not None:
         raise RunError(

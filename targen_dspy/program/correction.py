@@ -7,6 +7,7 @@ from typing import Any
 
 import dspy
 
+from targen_dspy.program.options import Correction
 from targen_dspy.signatures import TaskSpec, correction_signature
 from targen_dspy.signatures.spec import LabelValue, label_text
 
@@ -32,6 +33,40 @@ def _open_proposal(true: Any, i: int) -> Any:
     if i % 2 == 0 or isinstance(true, bool) or not isinstance(true, int | float):
         return true
     return true + 1
+
+
+# With `--correction filter`, the attempts per slot: a judge at chance agrees with a two-label instance
+# one time in two, so six attempts leave about 1.6 % of the slots unfilled.
+FILTER_ATTEMPTS = 6
+
+
+class JudgedOtherwise(Exception):
+    """`--correction filter`: the corrector judged an instance another label than it was written for.
+    The engine makes a new instance in its place, as for an answer that does not parse."""
+
+    step = "filtered"  # how the engine counts the instances made again
+
+    def __init__(self, written: LabelValue, judged: LabelValue):
+        super().__init__(f"written for {written!r}, judged {judged!r}")
+        self.judged = judged
+
+
+def corrected(
+    correction: Correction,
+    corrector: SelfCorrector,
+    label: LabelValue,
+    sampling_seed: int,
+    fields: dict[str, Any],
+) -> tuple[LabelValue, str]:
+    """The final label and the corrector's reasoning under the run's `correction`: the corrector's label
+    (relabel), the written label if the corrector agrees, else JudgedOtherwise (filter), or the written
+    label unchecked (off)."""
+    if correction == "off":
+        return label, ""
+    verdict = corrector(proposed_label=label, sampling_seed=sampling_seed, **fields)
+    if correction == "filter" and verdict.label != label:
+        raise JudgedOtherwise(label, verdict.label)
+    return verdict.label, verdict.reasoning
 
 
 class SelfCorrector(dspy.Module):

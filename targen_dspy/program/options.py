@@ -5,6 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
+
+# How self-correction's verdict is used: the paper's relabelling, dropping (and remaking) instances the
+# corrector judges otherwise, or no self-correction at all.
+Correction = Literal["relabel", "filter", "off"]
+CORRECTIONS: tuple[Correction, ...] = ("relabel", "filter", "off")
 
 
 @dataclass(frozen=True)
@@ -14,3 +20,4 @@ class GenerationOptions:
     harder: bool = False  # difficulty enhancement: rewrite each instance to be harder, keeping its label
     verify_code: bool = False  # code-based verification: run a model-written solution, relabel or drop
     corpus: Path | None = None  # retrieval-grounded validation against the user's own documents
+    correction: Correction = "relabel"

@@ -12,7 +12,7 @@ from typing import Any
 import dspy
 
 from targen_dspy.program.contexts import ContextGenerator
-from targen_dspy.program.correction import SelfCorrector
+from targen_dspy.program.correction import SelfCorrector, corrected
 from targen_dspy.program.grounding import GroundingJudge
 from targen_dspy.program.instances import InstanceGenerator
 from targen_dspy.program.options import GenerationOptions
@@ -48,7 +48,8 @@ class TarGEN(dspy.Module):
         """The most LLM calls one slot can make: generation, self-correction and the optional steps."""
         options = self.options
         verification = options.verify_code + (options.corpus is not None)
-        return 2 + options.harder + 2 * options.reflect_rounds + verification
+        correction = options.correction != "off"
+        return 1 + correction + options.harder + 2 * options.reflect_rounds + verification
 
     def _version(self, fields: dict[str, Any], label: LabelValue) -> dict[str, Any]:
         """An instance as it was before a rewrite: its fields, and an open label, which changes with them."""
@@ -85,8 +86,8 @@ class TarGEN(dspy.Module):
                 extra["before_reflection"] = self._version(fields, label)
                 fields, label = reflected.fields, reflected.label
                 extra["critiques"] = reflected.critiques
-        verdict = self.correct(proposed_label=label, sampling_seed=sampling_seed, **fields)
-        final, rejected = verdict.label, None
+        final, reasoning = corrected(self.options.correction, self.correct, label, sampling_seed, fields)
+        relabeled, rejected = final != label, None
         if self.options.verify_code:  # after self-correction, so that code has the last word
             computed = self.verify(label=final, sampling_seed=sampling_seed, **fields)
             final, rejected = computed.label, computed.rejected
@@ -98,8 +99,8 @@ class TarGEN(dspy.Module):
             **fields,
             label=final,
             constrained_label=label,
-            relabeled=verdict.label != label,
-            reasoning=verdict.reasoning,
+            relabeled=relabeled,
+            reasoning=reasoning,
             extra=extra,
             **({"rejected": rejected} if rejected else {}),
         )

@@ -1,8 +1,12 @@
+import os
 import socket
+import subprocess
+import sys
 
 import pytest
 
 from targen_dspy.backends import build_lm
+from targen_dspy.backends.fake_openai import FakeOpenAI
 from targen_dspy.backends.local import bounded_schema
 from targen_dspy.errors import ModelError
 
@@ -27,6 +31,40 @@ def test_missing_key(monkeypatch):
 def test_key_from_environment_is_enough(monkeypatch):
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test")
     assert build_lm("anthropic/claude-3-5-haiku-latest").model == "anthropic/claude-3-5-haiku-latest"
+
+
+def test_a_model_left_to_litellm_is_still_checked(monkeypatch):
+    monkeypatch.delenv("COHERE_API_KEY", raising=False)
+    with pytest.raises(ModelError, match="needs COHERE_API_KEY"):
+        build_lm("cohere/command-r")  # not one DSPy's own engine calls: litellm checks it
+
+
+def test_a_run_on_dspys_own_engine_never_imports_litellm(tmp_path):
+    """litellm takes seconds to import; a run whose calls DSPy's engine makes must not pay for it."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")},
+        "DSPY_CACHEDIR": str(tmp_path),
+    }
+    with FakeOpenAI() as server:
+        args = ["generate", "rte", "-n", "2", "-q", "-o", str(tmp_path / "run"), "--model", "openai/served"]
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-X",
+                "importtime",
+                "-m",
+                "targen_dspy.cli",
+                *args,
+                "--api-base",
+                server.api_base,
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+    assert out.returncode == 0 and "2 instances" in out.stdout, out.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines() if "|" in line}
+    assert "dspy" in imported and "litellm" not in imported and "numpy" not in imported
 
 
 def test_unreachable_server():

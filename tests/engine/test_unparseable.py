@@ -8,21 +8,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-import dspy
 import pytest
 
 from targen_dspy.backends.fake_openai import GARBAGE, FakeOpenAI, FaultPlan
 from targen_dspy.cli import main
-from targen_dspy.engine.cache import RunCache
 from targen_dspy.engine.limits import PARSE_ATTEMPTS
 
 MODEL = "openai/fake-writer"
 
 
-@pytest.fixture(autouse=True)
-def fresh_cache(tmp_path, monkeypatch):
-    """A run cache of the test's own, so that no answer cached by another test is replayed."""
-    monkeypatch.setattr(dspy, "cache", RunCache(str(tmp_path / "dspy-cache")))
+pytestmark = pytest.mark.usefixtures("fresh_run_cache")
 
 
 def arguments(server: FakeOpenAI, run: Path, n: int) -> list[str]:

@@ -120,7 +120,8 @@ def test_bootstrap_compile_tunes_both_steps_and_reports_held_out_scores(rte):
     assert compiled.correct.check.demos and compiled.generate.write.demos
     assert compiled.correct.check.demos != program.correct.check.demos
     assert scores["held_out_gold_examples"] == 4
-    assert scores["correction_accuracy"] == {"hand_written": 100.0, "compiled": 100.0}
+    # 3 of the 4 held-out gold examples have the most frequent label
+    assert scores["correction_accuracy"] == {"hand_written": 100.0, "compiled": 100.0, "majority_class": 75.0}
     assert scores["generation_score"]["compiled"] == 100.0
 
 

@@ -1,0 +1,75 @@
+"""Two of DSPy 3.4's per-call costs, memoized for the length of a run (same answers, less client CPU).
+
+- DSPy looks the model up in its metadata snapshot three times per call (twice to price the answer,
+  once for the model's capabilities). For a name the snapshot does not know, such as the model name of
+  a vLLM or llama.cpp server, each look-up scans all of its 4,000+ entries: about half of a run's client
+  CPU per call. The snapshot does not change while a process runs: one look-up per (provider, model)
+  is enough, and the answer is copied per call as DSPy's own function does.
+- Every input value an adapter formats builds a new pydantic TypeAdapter for the value's type (about
+  a quarter of what is left); one per type is enough.
+
+`experiments/bench_engine.py` measures the effect. The originals come back when the run ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import functools
+from collections.abc import Iterator
+from typing import Any
+
+import dspy.adapters.base
+import dspy.adapters.json_adapter
+import dspy.adapters.utils
+import dspy.clients.capabilities
+import dspy.clients.costs
+from dspy.clients.model_metadata import model_info
+from pydantic import TypeAdapter
+
+
+@functools.lru_cache(maxsize=1024)
+def _looked_up(provider: str, model: str, namespaces: tuple[str, ...] | None) -> dict[str, Any]:
+    return model_info(provider, model, namespaces=namespaces)
+
+
+def memoized_model_info(provider: str, model: str, *, namespaces: Any = None) -> dict[str, Any]:
+    """DSPy's `model_info`, answered from memory after the first look-up of a (provider, model)."""
+    key = None if namespaces is None else tuple(namespaces)
+    return copy.deepcopy(_looked_up(provider, model, key))
+
+
+@functools.lru_cache(maxsize=256)
+def _type_adapter(kind: type) -> TypeAdapter:
+    return TypeAdapter(kind)
+
+
+def serialize_for_json(value: Any) -> Any:
+    """DSPy's `serialize_for_json`, with one TypeAdapter per type instead of one per value."""
+    try:
+        return _type_adapter(type(value)).dump_python(value, mode="json", fallback=str)
+    except Exception:  # as DSPy's: a value pydantic cannot handle is shown as its string
+        return str(value)
+
+
+# Where DSPy's calls find each function: the modules that imported it by name.
+_REPLACEMENTS = (
+    (dspy.clients.costs, "model_info", memoized_model_info),
+    (dspy.clients.capabilities, "model_info", memoized_model_info),
+    (dspy.adapters.utils, "serialize_for_json", serialize_for_json),
+    (dspy.adapters.json_adapter, "serialize_for_json", serialize_for_json),
+    (dspy.adapters.base, "serialize_for_json", serialize_for_json),
+)
+
+
+@contextlib.contextmanager
+def memoized_dspy_lookups() -> Iterator[None]:
+    """Inside, DSPy's calls use the memoized functions above; the originals come back after."""
+    originals = [getattr(module, name) for module, name, _ in _REPLACEMENTS]
+    for module, name, replacement in _REPLACEMENTS:
+        setattr(module, name, replacement)
+    try:
+        yield
+    finally:
+        for (module, name, _), original in zip(_REPLACEMENTS, originals, strict=True):
+            setattr(module, name, original)
