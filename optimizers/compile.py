@@ -16,13 +16,16 @@ import dspy
 from targen_dspy.engine.limits import PARSE_ATTEMPTS, Unparseable, until_parsed
 from targen_dspy.errors import RunError, SpecError
 from targen_dspy.optimizers.gold import correction_examples, gold_texts, split_gold
-from targen_dspy.optimizers.metrics import correction_metric, generation_metric
+from targen_dspy.optimizers.metrics import correction_metric, generation_metric, materials_metric
 from targen_dspy.program import SelfCorrector, TarGEN
 from targen_dspy.signatures import TaskSpec
 
 logger = logging.getLogger(__name__)
 
 OPTIMIZERS = ("bootstrap", "mipro", "gepa")
+MATERIALS_PER_CALL = 4  # contexts (or seeds) asked for per tuning call
+# Fewer words than this is not a setting ("A", "true") or a seed ("Alejandro"), whatever the task.
+MIN_WORDS = {"contexts": 2, "seeds": 3}
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class CompileSettings:
     )
     auto: Literal["light", "medium", "heavy"] = "light"  # mipro and gepa budget
     generation_slots: int = 8  # (setting, seed, label) slots used to tune and score generation
+    materials_calls: int = 4  # contexts calls, and seeds calls, used to tune and to score each step
     threads: int = 1
     log_dir: str | None = None  # gepa: a compile interrupted and restarted with the same dir resumes
 
@@ -198,8 +202,14 @@ def compile_program(
         labeled_demos=True, reflection_lm=reflection_lm, log_dir=log_dir and f"{log_dir}/correction",
     )  # fmt: skip
 
+    logger.info("tuning the contexts and seeds steps on %d calls each", settings.materials_calls)
+    compiled = program.deepcopy()
+    compiled.contexts, compiled.seeds, materials_scores = _tune_materials(
+        program, settings, reflection_lm=reflection_lm, progress=progress
+    )
+
     logger.info("tuning label-constrained generation on %d slots", settings.generation_slots)
-    slots = tuning_slots(program, 2 * settings.generation_slots, settings.seed)
+    slots = tuning_slots(compiled, 2 * settings.generation_slots, settings.seed)
     generation_train, generation_test = slots[: settings.generation_slots], slots[settings.generation_slots :]
     metric = generation_metric(spec, judge or corrector, gold_texts(spec, gold))
     generator = _tune(
@@ -207,7 +217,6 @@ def compile_program(
         labeled_demos=False, reflection_lm=reflection_lm, log_dir=log_dir and f"{log_dir}/generation",
     )  # fmt: skip
 
-    compiled = program.deepcopy()
     compiled.correct, compiled.generate = corrector, generator
     scores = {
         "held_out_gold_examples": len(split.held_out),
@@ -220,5 +229,51 @@ def compile_program(
             "hand_written": _score(program.generate, generation_test, metric, settings, progress),
             "compiled": _score(generator, generation_test, metric, settings, progress),
         },
+        **materials_scores,
     }
     return compiled, scores
+
+
+def _tune_materials(
+    program: TarGEN, settings: CompileSettings, *, reflection_lm: dspy.LM | None, progress: bool
+) -> tuple[dspy.Module, dspy.Module, dict[str, Any]]:
+    """Tuned copies of the contexts and seeds steps, and their held-out scores: the share of the items
+    asked for that came back task-shaped and distinct (`materials_metric`). Seeds are tuned on
+    settings the tuned contexts step writes."""
+    spec, k, log_dir = program.spec, settings.materials_calls, settings.log_dir
+    asks = [
+        dspy.Example(count=MATERIALS_PER_CALL, sampling_seed=settings.seed + i).with_inputs(
+            "count", "sampling_seed"
+        )
+        for i in range(2 * k)
+    ]
+    contexts_metric = materials_metric(spec, "contexts", MIN_WORDS["contexts"])
+    contexts = _tune(
+        program.contexts, asks[:k], contexts_metric, settings,
+        labeled_demos=False, reflection_lm=reflection_lm, log_dir=log_dir and f"{log_dir}/contexts",
+    )  # fmt: skip
+    written = until_parsed("contexts", partial(contexts, count=2 * k), settings.seed, PARSE_ATTEMPTS).contexts
+    if not written:
+        raise RunError("the model wrote no contexts to tune the seeds step on; try a stronger --model")
+    seed_asks = [
+        dspy.Example(setting=written[i % len(written)], **ask).with_inputs(
+            "setting", "count", "sampling_seed"
+        )
+        for i, ask in enumerate(asks)
+    ]
+    seeds_metric = materials_metric(spec, "seeds", MIN_WORDS["seeds"])
+    seeds = _tune(
+        program.seeds, seed_asks[:k], seeds_metric, settings,
+        labeled_demos=False, reflection_lm=reflection_lm, log_dir=log_dir and f"{log_dir}/seeds",
+    )  # fmt: skip
+    scores = {
+        f"{name}_score": {
+            "hand_written": _score(step, test, metric, settings, progress),
+            "compiled": _score(tuned, test, metric, settings, progress),
+        }
+        for name, step, tuned, test, metric in [
+            ("contexts", program.contexts, contexts, asks[k:], contexts_metric),
+            ("seeds", program.seeds, seeds, seed_asks[k:], seeds_metric),
+        ]
+    }
+    return contexts, seeds, scores

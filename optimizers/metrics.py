@@ -65,6 +65,40 @@ def generation_metric(spec: TaskSpec, judge: SelfCorrector, gold_texts: set[str]
     return metric
 
 
+def spec_texts(spec: TaskSpec) -> set[str]:
+    """Normalised texts of the spec an output must not copy: descriptions, label names and meanings."""
+    texts = [spec.description, spec.context, spec.seed.description, spec.correction]
+    texts += [field.description for field in {**spec.fields, **(spec.seed.parts or {})}.values()]
+    texts += [str(label.value) for label in spec.labels] + [label.means for label in spec.labels]
+    return {normalise(text) for text in texts}
+
+
+def materials_metric(spec: TaskSpec, output: str, min_words: int) -> Callable[..., Any]:
+    """The contexts and seeds steps: the share of the `count` items asked for that came back
+    task-shaped (at least `min_words` words, no copy of the spec's own text) and distinct."""
+    copied = spec_texts(spec)
+
+    def metric(
+        example: dspy.Example,
+        pred: dspy.Prediction,
+        trace: Any = None,
+        pred_name: str | None = None,
+        pred_trace: Any = None,
+    ) -> float | bool | dspy.Prediction:
+        items = [str(item) for item in getattr(pred, output)]
+        short = [item for item in items if len(item.split()) < min_words]
+        copies = [item for item in items if normalise(item) in copied]
+        good = {normalise(item) for item in items if item not in short and item not in copies}
+        problems = [f"fewer than {min_words} words: {short[:3]}"] if short else []
+        problems += [f"copies the task's own text: {copies[:3]}"] if copies else []
+        if len(good) < example.count:
+            problems.append(f"{len(good)} distinct usable {output} of the {example.count} asked for")
+        feedback = "; ".join(problems) or f"Good: {example.count} distinct, task-shaped {output}."
+        return _result(min(1.0, len(good) / example.count), feedback, trace, pred_name)
+
+    return metric
+
+
 def _result(score: float, feedback: str, trace: Any, pred_name: str | None) -> float | bool | dspy.Prediction:
     """A metric's answer in the form its caller wants: GEPA (`pred_name` set) the score with feedback,
     bootstrapping (`trace` set) pass/fail, evaluation the score."""

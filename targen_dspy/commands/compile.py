@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> None:
         f"{scores['held_out_gold_examples']} held out for these figures)"
     )
     print(f"{'held-out score (%)':<28}{'hand-written':>14}{'compiled':>10}")
-    for name in ("correction_accuracy", "generation_score"):
+    for name in ("contexts_score", "seeds_score", "correction_accuracy", "generation_score"):
         hand, tuned = scores[name]["hand_written"], scores[name]["compiled"]
         print(f"{name.replace('_', ' '):<28}{hand:>14.1f}{tuned:>10.1f}")
     accuracy = scores["correction_accuracy"]

@@ -235,6 +235,13 @@ bad_examples = st.one_of(
 )
 
 
+def self_reference(sandbox, server, example) -> tuple[int, str]:
+    """`targen generate rte --method self-reference --example EXAMPLE` against the fake server."""
+    model = ["--model", "openai/x", "--api-base", server.api_base]
+    run = ["-n", "1", "-o", str(sandbox.work / "run"), "-q", *model]
+    return cli("generate", "rte", "--method", "self-reference", "--example", str(example), *run)
+
+
 @fuzz(40)
 @given(example=bad_examples)
 def test_a_bad_format_example_is_rejected_before_any_model_call(sandbox, server, example):
@@ -242,23 +249,7 @@ def test_a_bad_format_example_is_rejected_before_any_model_call(sandbox, server,
     path.write_text(json.dumps(example))
     sandbox.before = {**sandbox.before, "example.json": path.read_bytes()}
     calls = server.calls
-    code, err = cli(
-        "generate",
-        "rte",
-        "--method",
-        "self-reference",
-        "--example",
-        str(path),
-        "-n",
-        "1",
-        "-o",
-        str(sandbox.work / "run"),
-        "-q",
-        "--model",
-        "openai/x",
-        "--api-base",
-        server.api_base,
-    )
+    code, err = self_reference(sandbox, server, path)
     assert_clean_error(code, err)
     assert "--example" in err and server.calls == calls
     assert not (sandbox.work / "run").exists()
@@ -271,23 +262,7 @@ def test_a_bad_format_example_is_rejected_before_any_model_call(sandbox, server,
 def test_format_example_files_that_are_not_examples(sandbox, server, content):
     path = sandbox.root / "example.json"
     path.write_bytes(content)
-    code, err = cli(
-        "generate",
-        "rte",
-        "--method",
-        "self-reference",
-        "--example",
-        str(path),
-        "-n",
-        "1",
-        "-o",
-        str(sandbox.work / "run"),
-        "-q",
-        "--model",
-        "openai/x",
-        "--api-base",
-        server.api_base,
-    )
+    code, err = self_reference(sandbox, server, path)
     assert_clean_error(code, err)
     assert "--example" in err
 

@@ -45,8 +45,10 @@ def oracle_lm():
     }
     answers.update(
         {
-            "## context_kind ##": {"contexts": ["Sport", "Finance", "Law", "Art"]},
-            "## seed_kind ##": {"seeds": ["Seed one.", "Seed two.", "Seed three.", "Seed four."]},
+            "## context_kind ##": {"contexts": ["Sports news", "Finance desk", "Law courts", "Art museums"]},
+            "## seed_kind ##": {
+                "seeds": ["The first seed text.", "The second seed text.", "A third seed.", "A fourth seed."]
+            },
             "## target_label ## ]]\nentailment": {"hypothesis": "A restatement."},
             "## target_label ## ]]\nnot_entailment": {"hypothesis": "A new claim."},
             "## proposed_label ## ]]\nentailment": {"reasoning": "fits", "corrected_label": "entailment"},
@@ -123,6 +125,9 @@ def test_bootstrap_compile_tunes_both_steps_and_reports_held_out_scores(rte):
     # 3 of the 4 held-out gold examples have the most frequent label
     assert scores["correction_accuracy"] == {"hand_written": 100.0, "compiled": 100.0, "majority_class": 75.0}
     assert scores["generation_score"]["compiled"] == 100.0
+    # the contexts and seeds steps are tuned too: every call wrote 4 distinct, task-shaped items
+    assert compiled.contexts.propose.demos and compiled.seeds.write.demos
+    assert scores["contexts_score"] == scores["seeds_score"] == {"hand_written": 100.0, "compiled": 100.0}
 
 
 def test_save_load_round_trips_exactly_and_refuses_other_specs(rte, tmp_path):

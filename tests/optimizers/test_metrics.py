@@ -1,6 +1,7 @@
 import dspy
 
 from targen_dspy.optimizers import correction_metric, generation_metric
+from targen_dspy.optimizers.metrics import materials_metric
 from targen_dspy.program import SelfCorrector
 from tests.conftest import json_lm
 
@@ -65,3 +66,15 @@ def test_generation_metric_copied_seed_or_gold_scores_0_without_asking_the_judge
     assert metric(slot(), copied_seed) == 0.0
     assert metric(slot(), copied_gold) == 0.0
     assert "copies the seed" in metric(slot(), copied_seed, None, "write", None).feedback
+
+
+def test_materials_metric_counts_distinct_task_shaped_items(rte):
+    metric = materials_metric(rte, "contexts", min_words=2)
+    ask = dspy.Example(count=4)
+    written = ["A", "Sports news desk", "sports news desk.", rte.context]  # short, a duplicate, a copy
+    assert metric(ask, dspy.Prediction(contexts=written)) == 0.25
+    assert metric(ask, dspy.Prediction(contexts=written), trace=[]) is False
+    feedback = metric(ask, dspy.Prediction(contexts=written), None, "propose", None).feedback
+    assert "fewer than 2 words: ['A']" in feedback and "copies the task's own text" in feedback
+    good = ["Sports news desk", "A city hospital ward", "Geopolitical news", "A school science lab"]
+    assert metric(ask, dspy.Prediction(contexts=good), trace=[]) is True
