@@ -5,6 +5,7 @@ from __future__ import annotations
 import dspy
 
 from targen_dspy.backends.compact_adapter import CompactJSONAdapter
+from targen_dspy.backends.json_adapter import SignatureCachedJSONAdapter
 from targen_dspy.backends.local import LlamaCppEngine
 from targen_dspy.backends.remote import remote_lm
 
@@ -54,4 +55,4 @@ def build_lm(
 
 def adapter_for(model: str) -> dspy.Adapter:
     """The prompt format: terse for the small embedded model, DSPy's JSONAdapter for the rest."""
-    return CompactJSONAdapter() if model == LOCAL else dspy.JSONAdapter()
+    return CompactJSONAdapter() if model == LOCAL else SignatureCachedJSONAdapter()

@@ -52,3 +52,18 @@ class Opaque:
 def test_serialize_for_json_is_dspys(value):
     original = dspy.adapters.utils.serialize_for_json
     assert hot_paths.serialize_for_json(value) == original(value)
+
+
+def test_proxy_settings_are_read_once_per_run_and_afresh_by_the_next(monkeypatch):
+    import urllib.request
+
+    import dspy._vendor.lm15.transports._proxy as transport_proxy
+
+    monkeypatch.setenv("HTTP_PROXY", "http://first-proxy:3128")
+    with hot_paths.memoized_dspy_lookups():
+        assert transport_proxy.getproxies() == urllib.request.getproxies()
+        monkeypatch.setenv("HTTP_PROXY", "http://second-proxy:3128")
+        assert transport_proxy.getproxies()["http"] == "http://first-proxy:3128"  # within one run
+    with hot_paths.memoized_dspy_lookups():
+        assert transport_proxy.getproxies()["http"] == "http://second-proxy:3128"
+    assert transport_proxy.getproxies is urllib.request.getproxies
