@@ -34,3 +34,22 @@ def fresh_run_cache(tmp_path, monkeypatch):
 def json_lm(answers):
     """DummyLM answering in JSONAdapter's format; `answers` maps a prompt substring to output fields."""
     return dspy.utils.DummyLM(answers, adapter=dspy.JSONAdapter())
+
+
+@pytest.fixture
+def sandbox(tmp_path, monkeypatch):
+    """The fuzz tests' working directory, beside a tree that no bad input may change (`Sandbox`)."""
+    from tests.fuzzing import Sandbox
+
+    box = Sandbox(tmp_path)
+    monkeypatch.chdir(box.work)
+    return box
+
+
+@pytest.fixture(scope="module")
+def server():
+    """One fake OpenAI-compatible server per test module, for inputs that must fail before any call."""
+    from targen_dspy.backends.fake_openai import FakeOpenAI
+
+    with FakeOpenAI() as fake:
+        yield fake

@@ -12,18 +12,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from targen_dspy.backends.fake_openai import FakeOpenAI
 from targen_dspy.engine.rundir import RunDirectory, targen_records
 from targen_dspy.errors import RunError
 from tests.fuzzing import Sandbox, assert_clean, assert_clean_error, cli, fuzz, junk, scalars, short_id
 
 RUN_FILES = ["manifest.json", "materials.json", "data.jsonl", "duplicates.jsonl", "rejected.jsonl"]
-
-
-@pytest.fixture(scope="module")
-def server():
-    with FakeOpenAI() as fake:
-        yield fake
 
 
 @pytest.fixture(scope="module")
@@ -52,13 +45,6 @@ def finished_run(tmp_path_factory, server):
         json.dumps({**record, "id": "r", "rejected": {"by": "corpus"}}) + "\n"
     )
     return out
-
-
-@pytest.fixture
-def sandbox(tmp_path, monkeypatch):
-    box = Sandbox(tmp_path)
-    monkeypatch.chdir(box.work)
-    return box
 
 
 def copy_run(box: Sandbox, finished) -> tuple:

@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from targen_dspy.backends.fake_openai import FakeOpenAI
 from targen_dspy.errors import SpecError
 from targen_dspy.optimizers.program_file import load_compiled, save_compiled
 from targen_dspy.program import TarGEN
@@ -23,19 +22,6 @@ RTE = load_task("rte")
 def gold_row(i: int) -> dict:
     label = "entailment" if i % 2 else "not_entailment"
     return {"premise": f"Premise {i}.", "hypothesis": f"Hypothesis {i}.", "label": label, "idx": i}
-
-
-@pytest.fixture(scope="module")
-def server():
-    with FakeOpenAI() as fake:
-        yield fake
-
-
-@pytest.fixture
-def sandbox(tmp_path, monkeypatch):
-    box = Sandbox(tmp_path)
-    monkeypatch.chdir(box.work)
-    return box
 
 
 def not_a(kind: type | tuple[type, ...]):

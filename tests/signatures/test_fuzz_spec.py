@@ -56,13 +56,6 @@ def mutated_specs(draw) -> dict:
     return spec
 
 
-@pytest.fixture
-def sandbox(tmp_path, monkeypatch):
-    box = Sandbox(tmp_path)
-    monkeypatch.chdir(box.work)
-    return box
-
-
 def validate(box: Sandbox, content: str | bytes) -> tuple[int, str]:
     path = box.root / "spec.yaml"
     path.write_bytes(content if isinstance(content, bytes) else content.encode())

@@ -13,13 +13,6 @@ from targen_dspy.verify.retrieval import Corpus
 from tests.fuzzing import Sandbox, assert_clean_error, cli
 
 
-@pytest.fixture
-def sandbox(tmp_path, monkeypatch):
-    box = Sandbox(tmp_path)
-    monkeypatch.chdir(box.work)
-    return box
-
-
 def make_corpus(box: Sandbox, files: dict[str, bytes]):
     corpus = box.work / "corpus"
     corpus.mkdir()
