@@ -342,7 +342,7 @@ def generate_targen(program: TarGEN, name: str, experiment: Path, args: argparse
         )
     if not shared.exists():
         shutil.copyfile(run_dir.materials, shared)
-    return {"instances": stats["instances"], "relabeled": stats["relabeled"], "failed": stats["failed_slots"]}
+    return {"instances": stats.instances, "relabeled": stats.relabeled, "failed": stats.failed_slots}
 
 
 def generate_self_reference(

@@ -175,7 +175,7 @@ def analyse_runs(
                 cosine=result.cosine.mean,
                 near_duplicates=result.cosine.near_duplicate_rate,
                 near_threshold=at_threshold,
-                calls=stats["this_invocation"]["calls"] - stats["this_invocation"]["cache_hits"],
+                calls=stats.this_invocation["calls"] - stats.this_invocation["cache_hits"],
                 seconds=round(seconds, 1),
             )
         )

@@ -7,9 +7,10 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import dspy
 
@@ -21,6 +22,7 @@ from targen_dspy.program import SelfCorrector, TarGEN
 from targen_dspy.signatures import TaskSpec
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 OPTIMIZERS = ("bootstrap", "mipro", "gepa")
 MATERIALS_PER_CALL = 4  # contexts (or seeds) asked for per tuning call
@@ -120,44 +122,43 @@ def _tune(
     )
     with dspy.context(lm=lm):
         if isinstance(optimizer, dspy.BootstrapFewShot):
-            tuned = optimizer.compile(step.deepcopy(), trainset=trainset)
+            compiled = optimizer.compile(step.deepcopy(), trainset=trainset)
         else:
-            tuned = optimizer.compile(step.deepcopy(), trainset=trainset, valset=trainset)
+            compiled = optimizer.compile(step.deepcopy(), trainset=trainset, valset=trainset)
+    # A compiled module is hidden from its parent's parameters (so from save/load); the TarGEN program
+    # saves its steps, so it gets a plain copy of the step with the tuned state.
+    tuned = step.deepcopy()
+    tuned.load_state(compiled.dump_state())
     tuned.set_lm(lm)
-    # DSPy hides compiled sub-modules from their parent's parameters (so from save/load); here the tuned
-    # step is a part of the TarGEN program and must be saved with it.
-    tuned._compiled = False
     return tuned
 
 
-def tuning_slots(program: TarGEN, count: int, seed: int) -> list[dspy.Example]:
-    """(setting, seed, label) slots from the program's own contexts and seeds: tuning stays seedless.
-    Answers that do not parse are asked again as in a run; a step that never parses is a RunError."""
+class _InOrder:
+    """The program's `Scheduler` while tuning: stage calls one after another, each asked again while
+    its answer does not parse, as in a run."""
+
+    def map(self, step: str, stage: Callable[[Any, int], T], items: Sequence[Any]) -> Iterator[T]:
+        for item in items:
+            yield until_parsed(step, partial(stage, item), item.sampling_seed, PARSE_ATTEMPTS)
+
+
+def tuning_slots(program: TarGEN, count: int) -> list[dspy.Example]:
+    """`count` (setting, seed, label) slots planned by the program's own stages, as in a run: tuning
+    stays seedless. A step whose answers never parse is a RunError."""
+    materials = program.materials(count, [], _InOrder(), MATERIALS_PER_CALL, save=lambda materials: None)
     try:
-        settings = until_parsed(
-            "contexts", partial(program.contexts, count=max(1, count // 4)), seed, PARSE_ATTEMPTS
-        ).contexts
-        raw = [
-            (setting, s)
-            for setting in settings
-            for s in until_parsed(
-                "seeds", partial(program.seeds, setting=setting, count=4), 0, PARSE_ATTEMPTS
-            ).seeds
-        ]
+        planned = list(program.plan(count, materials))
     except Unparseable as exc:
         model = program.contexts.propose.lm or dspy.settings.lm
         raise RunError(
             f"{exc.describe(getattr(model, 'model', 'the model'))}; try a stronger --model"
         ) from None
-    if not raw:
-        raise SpecError("the model wrote no contexts or seeds to tune generation on; try a stronger --model")
-    labels = program.spec.label_values
-    slots = []
-    for i in range(count):  # seeds are reused round-robin when the model wrote fewer than `count`
-        setting, seed_text = raw[i % len(raw)]
-        slot = dspy.Example(setting=setting, seed=seed_text, label=labels[i % len(labels)])
-        slots.append(slot.with_inputs("setting", "seed", "label"))
-    return slots
+    return [
+        dspy.Example(setting=slot.context, seed=slot.seed, label=slot.label).with_inputs(
+            "setting", "seed", "label"
+        )
+        for slot in planned
+    ]
 
 
 def majority_share(spec: TaskSpec, rows: list[dict[str, Any]]) -> float:
@@ -209,7 +210,7 @@ def compile_program(
     )
 
     logger.info("tuning label-constrained generation on %d slots", settings.generation_slots)
-    slots = tuning_slots(compiled, 2 * settings.generation_slots, settings.seed)
+    slots = tuning_slots(compiled, 2 * settings.generation_slots)
     generation_train, generation_test = slots[: settings.generation_slots], slots[settings.generation_slots :]
     metric = generation_metric(spec, judge or corrector, gold_texts(spec, gold))
     generator = _tune(

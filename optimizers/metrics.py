@@ -45,7 +45,7 @@ def generation_metric(spec: TaskSpec, judge: SelfCorrector, gold_texts: set[str]
         pred_name: str | None = None,
         pred_trace: Any = None,
     ) -> float | bool | dspy.Prediction:
-        fields = {name: pred[name] for name in spec.fields}
+        fields = pred.fields
         problems = []
         written = [str(fields[name]) for name in spec.fields if name != spec.seed.field]
         if any(normalise(text) == normalise(str(example.seed)) for text in written):

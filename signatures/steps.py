@@ -17,6 +17,7 @@ import dspy
 import pydantic
 from pydantic_core import core_schema
 
+from targen_dspy.signatures.labels import label_policy
 from targen_dspy.signatures.spec import FIELD_TYPES, FieldSpec, TaskSpec
 
 # Characters a constrained field may contain: no quote or backslash (the grammar writes no JSON escapes)
@@ -280,22 +281,52 @@ def at_most(signature: type[dspy.Signature], name: str, count: int) -> type[dspy
     return signature.with_updated_fields(name, type_=bounded)
 
 
+# The step signatures each kind of label builds on (`labels.LabelPolicy.kind`): an open label is written
+# by the model, last, after the fields it is worked out from, and judged by deriving it again.
+STEP_BASES: dict[str, dict[str, type[dspy.Signature]]] = {
+    "closed": {
+        "instance": WriteInstance,
+        "correction": CorrectLabel,
+        "critique": CritiqueInstance,
+        "revise": ReviseInstance,
+        "harder": HardenInstance,
+    },
+    "open": {
+        "instance": WriteAnsweredInstance,
+        "correction": DeriveLabel,
+        "critique": CritiqueAnsweredInstance,
+        "revise": ReviseAnsweredInstance,
+        "harder": HardenAnsweredInstance,
+    },
+}
+
+
+def _base(spec: TaskSpec, step: str) -> type[dspy.Signature]:
+    return STEP_BASES[label_policy(spec).kind][step]
+
+
+def _written(spec: TaskSpec, signature: type[dspy.Signature]) -> type[dspy.Signature]:
+    """`signature` answering with the fields the instance step writes and, for an open label, the label."""
+    for name, field in spec.written_fields.items():
+        signature = signature.append(name, dspy.OutputField(desc=field.description), type_=field.python_type)
+    if label_policy(spec).open:
+        label = dspy.OutputField(desc=spec.label_description)
+        signature = signature.append(spec.label_field, label, type_=spec.label_annotation)
+    return signature
+
+
 def instance_signature(spec: TaskSpec) -> type[dspy.Signature]:
     """WriteInstance with one typed output field per field the model writes for this task; a structured
     seed comes in as one input field per part instead of `seed`. For an open label, WriteAnsweredInstance,
     which writes the label last, after the fields it is worked out from."""
-    signature = WriteAnsweredInstance if spec.open_label else WriteInstance
+    signature = _base(spec, "instance")
     if spec.seed.parts is not None:
         signature = signature.delete("seed")
+        after_setting = list(signature.input_fields).index("setting") + 1
         for i, (name, part) in enumerate(spec.seed.parts.items()):
             field = dspy.InputField(desc=part.description)
-            signature = signature.insert(2 + i, name, field, type_=part.python_type)
-    for name, field in spec.written_fields.items():
-        signature = signature.append(name, dspy.OutputField(desc=field.description), type_=field.python_type)
-    if spec.open_label:
-        label = dspy.OutputField(desc=spec.label_description)
-        signature = signature.append(spec.label_field, label, type_=spec.label_annotation)
-    return signature
+            signature = signature.insert(after_setting + i, name, field, type_=part.python_type)
+    return _written(spec, signature)
 
 
 def constrain(signature: type[dspy.Signature], spec: TaskSpec, parts: dict[str, Any]) -> type[dspy.Signature]:
@@ -362,15 +393,24 @@ def _literal(text: str) -> str:
     )
 
 
+def _inputs_before(
+    signature: type[dspy.Signature], anchor: str, fields: Mapping[str, FieldSpec]
+) -> type[dspy.Signature]:
+    """`signature` with the instance's `fields` as inputs just before its input `anchor` (the label shown
+    to the judge), so that a judge reads the example before the label it is asked about."""
+    for name, field in fields.items():
+        index = list(signature.input_fields).index(anchor)
+        signature = signature.insert(
+            index, name, dspy.InputField(desc=field.description), type_=field.python_type
+        )
+    return signature
+
+
 def correction_signature(spec: TaskSpec) -> type[dspy.Signature]:
     """CorrectLabel reading the instance's non-computed fields (before the proposed label) and answering
     with a label from the task's label set; for an open label, DeriveLabel, reading the same fields less
     the label's rationale and answering with the open label's type."""
-    signature = DeriveLabel if spec.open_label else CorrectLabel
-    for name, field in spec.correction_fields.items():
-        signature = signature.insert(
-            -2, name, dspy.InputField(desc=field.description), type_=field.python_type
-        )
+    signature = _inputs_before(_base(spec, "correction"), "proposed_label", spec.correction_fields)
     corrected = dspy.OutputField(desc="The label the example deserves")
     return signature.append("corrected_label", corrected, type_=spec.label_annotation)
 
@@ -378,28 +418,15 @@ def correction_signature(spec: TaskSpec) -> type[dspy.Signature]:
 def critique_signature(spec: TaskSpec) -> type[dspy.Signature]:
     """CritiqueInstance reading the instance's non-computed fields (before the target label); for an open
     label, CritiqueAnsweredInstance, which reads the label the model wrote."""
-    signature = CritiqueAnsweredInstance if spec.open_label else CritiqueInstance
-    for name, field in spec.checked_fields.items():
-        signature = signature.insert(
-            -2, name, dspy.InputField(desc=field.description), type_=field.python_type
-        )
-    return signature
+    shown = next(iter(label_policy(spec).shown("")))  # target_label, or an open label's proposed_label
+    return _inputs_before(_base(spec, "critique"), shown, spec.checked_fields)
 
 
 def rewrite_signature(spec: TaskSpec, harder: bool) -> type[dspy.Signature]:
     """A rewriting step, self-reflection's revision or the difficulty step, answering with the fields the
     instance step writes, so that the seed's fields stay as they are and computed fields are computed
     again. An open label is written again too, last (ReviseAnsweredInstance, HardenAnsweredInstance)."""
-    if spec.open_label:
-        signature = HardenAnsweredInstance if harder else ReviseAnsweredInstance
-    else:
-        signature = HardenInstance if harder else ReviseInstance
-    for name, field in spec.written_fields.items():
-        signature = signature.append(name, dspy.OutputField(desc=field.description), type_=field.python_type)
-    if spec.open_label:
-        label = dspy.OutputField(desc=spec.label_description)
-        signature = signature.append(spec.label_field, label, type_=spec.label_annotation)
-    return signature
+    return _written(spec, _base(spec, "harder" if harder else "revise"))
 
 
 def with_options(

@@ -23,6 +23,17 @@ class RunError(TargenError):
     """A run directory or its options are inconsistent."""
 
 
+class AskAgain(Exception):  # noqa: N818 - a request, not a failure: the engine asks again
+    """An answer that parsed but cannot be used: the engine asks again with a new sampling seed, as for
+    one that does not parse. `step` names the retries in the run's stats."""
+
+    step = "instances"
+
+    def gave_up(self) -> str:
+        """Why the slot failed when every attempt ended so."""
+        return str(self)
+
+
 # Environment variables that hold credentials: litellm reads keys from PROVIDER_API_KEY and the like
 # (OPENAI_API_KEY, AWS_SECRET_ACCESS_KEY, HF_TOKEN, AZURE_AD_TOKEN, ...).
 _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL", re.IGNORECASE)

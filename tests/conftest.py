@@ -31,6 +31,13 @@ def fresh_run_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(dspy, "cache", RunCache(str(tmp_path / "dspy-cache")))
 
 
+def made(program, setting, seed, label, sampling_seed=0):
+    """The Record `program` makes for one slot of these materials."""
+    from targen_dspy.program.plan import Slot
+
+    return program.make(Slot("test", setting, seed, label), sampling_seed)
+
+
 def json_lm(answers):
     """DummyLM answering in JSONAdapter's format; `answers` maps a prompt substring to output fields."""
     return dspy.utils.DummyLM(answers, adapter=dspy.JSONAdapter())

@@ -13,12 +13,12 @@ import yaml
 from dspy.utils.exceptions import AdapterParseError
 
 from targen_dspy.cli import main
-from targen_dspy.engine.plan import label_counts
 from targen_dspy.engine.rundir import RunDirectory
 from targen_dspy.engine.runner import RunSettings, run
 from targen_dspy.program import InstanceGenerator, SeedGenerator, TarGEN
 from targen_dspy.signatures import catalogue_names, load_task, parse_spec
-from tests.conftest import json_lm
+from targen_dspy.signatures.labels import label_policy
+from tests.conftest import json_lm, made
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"  # ../shared/data, never copied in
 
@@ -132,10 +132,11 @@ def test_instance_from_structured_seed_gets_computed_fields_or_a_parse_error():
         {"sentence1": "The bank was shut.", "sentence2": "The bank was shut."},
     ]
     with dspy.context(lm=json_lm(answers), adapter=dspy.JSONAdapter()):
-        pred = TarGEN(spec)(setting="finance", seed=seed, label=False)
+        pred = made(TarGEN(spec), "finance", seed, False)
         with pytest.raises(AdapterParseError, match="same sentence"):
-            TarGEN(spec)(setting="finance", seed=seed, label=True, sampling_seed=1)
-    assert (pred.word, pred.start1, pred.end1, pred.start2, pred.end2) == ("bank", 14, 18, 4, 8)
+            made(TarGEN(spec), "finance", seed, True, sampling_seed=1)
+    offsets = [pred.fields[name] for name in ("word", "start1", "end1", "start2", "end2")]
+    assert offsets == ["bank", 14, 18, 4, 8]
     assert pred.label is False and pred.constrained_label is False and not pred.relabeled
 
 
@@ -150,7 +151,7 @@ def test_constraints_hold_for_plain_seeds_too():
         pred = InstanceGenerator(spec)(
             setting="sport", seed="The club lost.", label="entailment", sampling_seed=1
         )
-    assert pred.hypothesis == "The club did not win."
+    assert pred.fields["hypothesis"] == "The club did not win."
 
 
 def test_engine_runs_structured_seeds_and_retries_inconsistent_slots(tmp_path):
@@ -169,7 +170,7 @@ def test_engine_runs_structured_seeds_and_retries_inconsistent_slots(tmp_path):
     with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
         stats = run(
             TarGEN(spec), RunDirectory(tmp_path), RunSettings(n=2, seeds_per_context=1), {}, progress=False
-        )
+        ).to_json()
     assert stats["instances"] == 2 and stats["failed_slots"] == 0
     materials = json.loads((tmp_path / "materials.json").read_text())
     assert materials == [["finance", [spec.seed_text(WIC_SEED)]]]
@@ -222,7 +223,7 @@ def test_generate_every_task_on_the_embedded_model(task, tmp_path):
         assert len({r["seed"] for r in records}) == 4
     else:
         assert Counter(json.dumps(r["constrained_label"]) for r in records) == {
-            json.dumps(label): count for label, count in label_counts(spec, 4).items()
+            json.dumps(label): count for label, count in label_policy(spec).planned(4).items()
         }
     stats = json.loads((tmp_path / "stats.json").read_text())
     assert stats["instances"] == 4 and sum(stats["labels"].values()) == 4

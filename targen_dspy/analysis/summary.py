@@ -17,8 +17,8 @@ from targen_dspy.analysis.lexical import LexicalStats, lexical_stats
 from targen_dspy.analysis.pvi import FOLDS, PviResult, pvi
 from targen_dspy.analysis.records import Record, check_fields, label_key, text_fields
 from targen_dspy.analysis.semantic import NEAR_DUPLICATE, CosineStats, cosine_stats, unit_rows
-from targen_dspy.engine.runner import run_stats
 from targen_dspy.errors import RunError, SpecError
+from targen_dspy.program.records import LabelStats
 from targen_dspy.signatures import TaskSpec
 
 logger = logging.getLogger(__name__)
@@ -132,8 +132,8 @@ def _analyse_set(
     difficulty = pvi(encode(records, layout, encoder, label_field), folds=folds, progress=progress)
     confusion, relabeled = None, None
     if all("constrained_label" in r and "relabeled" in r for r in records):
-        stats = run_stats(label_field, records)
-        confusion, relabeled = stats["confusion"], stats["relabeled"]
+        stats = LabelStats.of(records, label_field, key=label_key)
+        confusion, relabeled = stats.to_json()["confusion"], stats.relabeled
     return SetAnalysis(
         dataset=dataset,
         keys=tuple(label_key(r[label_field]) for r in records),

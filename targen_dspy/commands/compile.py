@@ -51,9 +51,10 @@ def run(args: argparse.Namespace) -> None:
     from targen_dspy.optimizers import CompileSettings, compile_program, load_gold, save_compiled
     from targen_dspy.program import SelfCorrector, TarGEN
     from targen_dspy.signatures import load_task
+    from targen_dspy.signatures.labels import label_policy
 
     spec = load_task(args.task, args.trust_spec_code)
-    if spec.open_label:
+    if label_policy(spec).open:
         from targen_dspy.errors import SpecError
 
         raise SpecError(

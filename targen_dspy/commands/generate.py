@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> None:
         stats = run_program(
             program, run_dir, settings, models, force=args.force, progress=not args.quiet, embed=embed
         )
-    report(stats, run_dir)
+    report(stats, run_dir, program.labels)
 
 
 def generation_options(args: argparse.Namespace):
@@ -218,33 +218,36 @@ def _embedder(strategy: str):
         return None
 
 
-def report(stats: dict, run_dir) -> None:
-    spent = stats["this_invocation"]
+def report(stats, run_dir, labels) -> None:
+    """The run's summary (`RunStats`) in a few lines; the confusion matrix only for a closed label set."""
+    spent = stats.this_invocation
     cost = "unknown cost" if spent["cost_usd"] is None else f"${spent['cost_usd']:.4f}"
-    removed = stats.get("duplicates_removed")
+    removed = stats.duplicates_removed
     removed = "" if removed is None else f", {removed} near-duplicates removed"
     print(
-        f"{stats['instances']} instances in {run_dir.data} "
-        f"({stats['relabeled']} relabeled by self-correction, "
-        f"{stats['failed_slots']} failed slots{removed})\n"
+        f"{stats.instances} instances in {run_dir.data} "
+        f"({stats.relabeled} relabeled by self-correction, "
+        f"{stats.failed_slots} failed slots{removed})\n"
         f"this run: {spent['calls']} LLM calls "
         f"({spent['cache_hits']} from cache, {spent['retries']} retries), "
         f"{spent['prompt_tokens']}+{spent['completion_tokens']} tokens, {cost}, {spent['seconds']:.1f}s"
     )
-    if "label_imbalance" in stats:
-        print(f"warning: {stats['label_imbalance']}")
-    if stats["retries"]:
-        asked = ", ".join(f"{step} {count}" for step, count in stats["retries"].items())
+    if stats.label_imbalance:
+        print(f"warning: {stats.label_imbalance}")
+    if stats.retries:
+        asked = ", ".join(f"{step} {count}" for step, count in stats.retries.items())
         print(f"asked again after answers that did not parse: {asked}")
-    if "rejected" in stats:
-        by = ", ".join(f"{count} by {step}" for step, count in stats["rejected_by"].items())
-        print(f"verification: {stats['rejected']} rejected ({by or 'none'}) into {run_dir.rejected}")
-    if "verified_by_code" in stats:
-        computed, relabeled = stats["verified_by_code"], stats["relabeled_by_code"]
+    if stats.rejected_by is not None:
+        by = ", ".join(f"{count} by {step}" for step, count in stats.rejected_by.items())
+        total = sum(stats.rejected_by.values())
+        print(f"verification: {total} rejected ({by or 'none'}) into {run_dir.rejected}")
+    data = stats.data
+    if data.code_checks:
+        computed, relabeled = data.code_checks["verified_by_code"], data.code_checks["relabeled_by_code"]
         print(f"  {computed} answers computed by code, {relabeled} of them relabeled")
-    if "grounding" in stats:
-        print("  against the corpus: " + ", ".join(f"{k}: {v}" for k, v in stats["grounding"].items()))
-    if len(stats["confusion"]) > 12:  # an open label: one row per answer written
+    if data.grounding:
+        print("  against the corpus: " + ", ".join(f"{k}: {v}" for k, v in data.grounding.items()))
+    if labels.open:  # one row per answer written: no matrix to read
         return
-    for constrained, row in stats["confusion"].items():
+    for constrained, row in data.confusion.items():
         print(f"  constrained {constrained} -> " + ", ".join(f"{k}: {v}" for k, v in row.items()))

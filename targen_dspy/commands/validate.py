@@ -24,13 +24,10 @@ def run(args: argparse.Namespace) -> None:
     from dspy.adapters.utils import get_annotation_name
 
     from targen_dspy.signatures import load_task, step_signatures
-    from targen_dspy.signatures.spec import label_text
+    from targen_dspy.signatures.labels import label_policy
 
     spec = load_task(args.spec, args.trust_spec_code)
-    labels = "labels " + ", ".join(label_text(value) for value in spec.label_values)
-    if spec.open_label:
-        labels = f"open label {spec.label_field} ({spec.label_type})"
-    print(f"{spec.name}: valid, {len(spec.fields)} fields, {labels}")
+    print(f"{spec.name}: valid, {len(spec.fields)} fields -> {label_policy(spec).describe()}")
     if "TODO" in spec.model_dump_json():
         print("note: the spec still has TODO placeholders")
     if spec.attributes:

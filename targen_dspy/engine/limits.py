@@ -20,6 +20,7 @@ from typing import TypeVar
 from dspy.utils.exceptions import AdapterParseError, is_retryable_lm_error
 
 from targen_dspy.engine.cache import forget_last_answer
+from targen_dspy.errors import AskAgain
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -85,7 +86,7 @@ def until_parsed(
     sampling_seed: int,
     attempts: int,
     on_retry: Callable[[str], None] = lambda step: None,
-    redo: tuple[type[Exception], ...] = (),
+    redo: tuple[type[Exception], ...] = (AskAgain,),
 ) -> T:
     """`make(sampling_seed=...)` until its answer parses, at most `attempts` times, each attempt with a
     sampling seed of its own. An answer that did not parse is dropped from the run cache, so that neither

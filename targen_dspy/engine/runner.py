@@ -1,5 +1,6 @@
-"""Running a TarGEN program into a run directory: contexts and seeds once, then one slot per instance,
-dispatched to a pool of workers and written as each completes. Re-running the same command resumes."""
+"""Running a TarGEN program into a run directory. The program owns the algorithm (its stages); the engine
+schedules the stages' calls on a pool of workers under rate limits and retries, writes each result as it
+completes, meters the run and resumes it: re-running the same command goes on where it stopped."""
 
 from __future__ import annotations
 
@@ -7,13 +8,11 @@ import contextvars
 import hashlib
 import json
 import logging
-import math
 import queue
 import threading
 import time
-import zlib
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -34,13 +33,13 @@ from targen_dspy.engine.limits import (
     until_parsed,
 )
 from targen_dspy.engine.meter import Meter
-from targen_dspy.engine.plan import Slot, label_counts, lopsided, plan_slots, seeds_needed
 from targen_dspy.engine.rundir import RunDirectory
-from targen_dspy.errors import RunError
+from targen_dspy.engine.stats import RunStats
+from targen_dspy.errors import AskAgain, RunError
 from targen_dspy.program import TarGEN
-from targen_dspy.program.correction import JudgedOtherwise
-from targen_dspy.program.distinct import normalise
 from targen_dspy.program.options import GenerationOptions
+from targen_dspy.program.plan import Material, Slot, lopsided
+from targen_dspy.program.records import Failure, LabelStats, Record
 from targen_dspy.signatures.spec import HookFailed
 
 if TYPE_CHECKING:
@@ -48,11 +47,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
-CALLS_PER_SLOT = 2  # label-constrained generation + self-correction
-CONTEXTS_PER_CALL = 8
 FEED_POLL_SECONDS = 0.05  # how long new slots may wait while every worker is busy
-# Record keys of the versions before an optional rewrite, and the stats key that counts them.
-REWRITES = {"before_harder": "made_harder", "before_reflection": "rewritten_by_reflection"}
 
 
 @dataclass(frozen=True)
@@ -102,7 +97,7 @@ class CallEngine:
             return self.call(partial(make, sampling_seed=sampling_seed), requests)
 
         attempts, count = self.settings.max_attempts, self.meter.count_parse_retry
-        return until_parsed(step, attempt, sampling_seed, attempts, count, redo=(JudgedOtherwise,))
+        return until_parsed(step, attempt, sampling_seed, attempts, count)
 
 
 def program_hash(program: dspy.Module) -> str:
@@ -128,95 +123,28 @@ def run_options(program: dspy.Module) -> dict[str, Any]:
     return {key: str(value) if isinstance(value, Path) else value for key, value in changed.items()}
 
 
-def _materials(
-    program: TarGEN, run_dir: RunDirectory, engine: CallEngine, pool: ThreadPoolExecutor, progress: bool
-) -> Iterator[tuple[str, list[str]]]:
-    """Contexts and their seeds, generated once per run and kept in materials.json (grown if short),
-    yielded one context at a time as its seeds come in, so that instances start before the last seeds.
+class _Scheduler:
+    """The program's `Scheduler` for a run: stage calls on the run's workers, under its limits."""
 
-    New contexts are asked for until there are enough seeds; a seed already used under another
-    context is dropped. Gives up after three rounds that added nothing. The file is written once per
-    round: a run killed mid-round replays that round's calls from DSPy's cache when it resumes."""
-    settings = engine.settings
-    needed = seeds_needed(label_counts(program.spec, settings.n))
-    materials: list[list[Any]] = run_dir.read_json(run_dir.materials) or []
-    seen = {normalise(seed) for _, seeds in materials for seed in seeds}
-    for context, seeds in materials:
-        yield context, seeds
-    bar = tqdm(total=needed, initial=min(len(seen), needed), desc="seeds", unit="seed", disable=not progress)
-    round_, idle = 0, 0
-    while len(seen) < needed and idle < 3:
-        round_, added = round_ + 1, 0
-        known = [context for context, _ in materials]
-        contexts = _propose_contexts(program, engine, pool, round_, known, needed - len(seen))
-        # The round's seed calls run on the workers, not one after another; results are taken in
-        # context order, so the materials are the same as with one worker.
+    def __init__(self, engine: CallEngine, pool: ThreadPoolExecutor):
+        self.engine, self.pool = engine, pool
+
+    def map(self, step: str, stage: Callable[[Any, int], T], items: Sequence[Any]) -> Iterator[T]:
+        """Every call started now (so that they run in parallel), results in the items' order."""
         futures = [
-            _submit(
-                pool,
-                engine.parsed,
-                "seeds",
-                partial(program.seeds, setting=context, count=settings.seeds_per_context),
-                0,
-                1,
-            )
-            for context in contexts
+            _submit(self.pool, self.engine.parsed, step, partial(stage, item), item.sampling_seed, 1)
+            for item in items
         ]
-        try:
-            for context, future in zip(contexts, futures, strict=True):
-                seeds = []
-                for seed in future.result().seeds:
-                    if normalise(seed) not in seen:
-                        seen.add(normalise(seed))
-                        seeds.append(seed)
-                if seeds:
-                    materials.append([context, seeds])
-                    added += len(seeds)
-                    bar.update(min(len(seeds), needed - bar.n))
-                    yield context, seeds
-        finally:  # an error or Ctrl-C: drop the seed calls that have not started, keep what came in
-            for future in futures:
-                future.cancel()
-            if added:  # once per round: rewriting the growing file per context costs O(n²)
-                run_dir.write_json(run_dir.materials, materials)
-        idle = 0 if added else idle + 1
-    bar.close()
-    if len(seen) < needed:
-        raise RunError(
-            f"the model wrote only {len(seen)} distinct seeds of the {needed} this run needs; "
-            "use a smaller -n, more --seeds-per-context or a stronger --model"
-        )
+        return _in_order(futures)
 
 
-def _propose_contexts(
-    program: TarGEN, engine: CallEngine, pool: ThreadPoolExecutor, round_: int, known: list[str], seeds: int
-) -> list[str]:
-    """New contexts for `seeds` more seeds: CONTEXTS_PER_CALL per call, the calls in parallel (one call
-    for a few hundred would be as slow as a few hundred seed calls in a row), duplicates dropped."""
-    count = math.ceil(seeds / engine.settings.seeds_per_context)
-    sizes = [min(CONTEXTS_PER_CALL, count - start) for start in range(0, count, CONTEXTS_PER_CALL)]
-    futures = [
-        _submit(
-            pool,
-            engine.parsed,
-            "contexts",
-            partial(program.contexts, count=size, known=known),
-            zlib.crc32(f"{round_}-{i}".encode()),
-            1,
-        )
-        for i, size in enumerate(sizes)
-    ]
-    seen, contexts = {normalise(context) for context in known}, []
+def _in_order(futures: list[Future[T]]) -> Iterator[T]:
     try:
         for future in futures:
-            for context in future.result().contexts:
-                if normalise(context) not in seen:
-                    seen.add(normalise(context))
-                    contexts.append(context)
-    finally:  # an error or Ctrl-C: drop the calls that have not started
+            yield future.result()
+    finally:  # an error or a stop: drop the calls that have not started
         for future in futures:
             future.cancel()
-    return contexts
 
 
 def _submit(pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> Future[T]:
@@ -224,50 +152,23 @@ def _submit(pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> Futur
     return pool.submit(contextvars.copy_context().run, fn, *args)
 
 
-def _make(program: TarGEN, slot: Slot, engine: CallEngine) -> dict[str, Any]:
-    """One slot's record, or a failure record after repeated unparseable answers, transient errors or a
-    failing postprocess hook."""
-    spec = program.spec
-    make = partial(
-        program,
-        setting=slot.context,
-        seed=slot.seed,
-        label=slot.label,
-        **({"attributes": slot.attribute_values} if slot.attributes else {}),
-    )
+def _make(program: TarGEN, slot: Slot, engine: CallEngine) -> Record | Failure:
+    """One slot's record, or a failure after repeated unusable answers, transient errors or a failing
+    postprocess hook."""
     try:
-        pred = engine.parsed(
-            "instances", make, slot.sampling_seed, getattr(program, "calls_per_slot", CALLS_PER_SLOT)
+        return engine.parsed(
+            "instances", partial(program.make, slot), slot.sampling_seed, program.calls_per_slot
         )
     except Unparseable as exc:
-        if isinstance(exc.error, JudgedOtherwise):
-            error = f"self-correction judged every attempt otherwise (last: {exc.error.judged!r})"
-            return {"id": slot.id, "failed": True, "error": error}
-        return {
-            "id": slot.id,
-            "failed": True,
-            "error": "unparseable model output",
-            "raw": exc.error.lm_response,
-        }
+        if isinstance(exc.error, AskAgain):
+            return Failure(slot.id, exc.error.gave_up())
+        return Failure(slot.id, "unparseable model output", exc.error.lm_response or "")
     except HookFailed as exc:
-        return {"id": slot.id, "failed": True, "error": str(exc)[:500]}
+        return Failure(slot.id, str(exc)[:500])
     except Exception as exc:
         if not is_retryable_lm_error(exc):
             raise  # e.g. a bad key: every other slot would fail the same way
-        return {"id": slot.id, "failed": True, "error": f"{type(exc).__name__}: {exc}"[:500]}
-    record = {
-        "id": slot.id,
-        **{name: pred[name] for name in spec.fields},
-        spec.label_field: pred.label,
-        "constrained_label": pred.constrained_label,  # an open label's: the one the model wrote
-        "relabeled": pred.relabeled,
-        "context": slot.context,
-        "seed": slot.seed,
-        "reasoning": pred.reasoning,
-        **(pred.get("extra") or {}),  # attributes, versions before optional rewrites, verification
-    }
-    # Dropped by a verification step (code that fails, facts the corpus contradicts): not retried.
-    return {"id": slot.id, "rejected": pred.rejected, **record} if pred.get("rejected") else record
+        return Failure(slot.id, f"{type(exc).__name__}: {exc}"[:500])
 
 
 class _Feed:
@@ -321,7 +222,7 @@ class _Feed:
 
 def _dispatch(
     program: TarGEN, slots: Iterator[Slot], engine: CallEngine, pool: ThreadPoolExecutor
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[Record | Failure]:
     """Rolling dispatch: a new slot starts as soon as any worker is free, so a slow call never idles
     the others; at most 2 × workers slots are in flight, whatever the size of the run. `slots` may
     still be waiting for seeds: it is read by a feed thread and polled between completions. Finished
@@ -370,7 +271,7 @@ def run(
     force: bool = False,
     progress: bool = True,
     embed: Embed | None = None,
-) -> dict[str, Any]:
+) -> RunStats:
     """Generate `settings.n` instances into `run_dir` (resuming what is there) and return the run's stats.
 
     With `settings.dedup`, `embed` (texts to an array of vectors) drives group checking: an instance
@@ -409,8 +310,8 @@ def run(
         done = {record["id"] for record in run_dir.iter_records()}
         done |= {record["id"] for record in run_dir.iter_jsonl(run_dir.duplicates)}
         done |= {record["id"] for record in run_dir.iter_jsonl(run_dir.rejected)}
-        slots = plan_slots(spec, settings.n, _materials(program, run_dir, engine, pool, progress))
-        todo = (slot for slot in slots if slot.id not in done)
+        materials = _materials(program, run_dir, _Scheduler(engine, pool), settings, progress)
+        todo = (slot for slot in program.plan(settings.n, materials) if slot.id not in done)
         failures = removed = attempted = 0
         stopped: Unparseable | None = None
         bar = tqdm(
@@ -427,49 +328,72 @@ def run(
             run_dir.appender(run_dir.duplicates) as duplicates,
         ):
             try:
-                for record in _dispatch(program, todo, engine, pool):
+                for made in _dispatch(program, todo, engine, pool):
                     attempted += 1
-                    if record.get("failed"):
+                    if isinstance(made, Failure):
                         failures += 1
-                        failed.append(record)
+                        failed.append(made.row())
                         bar.set_postfix(failed=failures)
-                    elif record.get("rejected"):
-                        rejected.append(record)
-                    elif group is not None and (duplicate := group.check(record)) is not None:
+                        bar.update()
+                        continue
+                    row = made.row(spec.label_field)
+                    if made.rejected:
+                        rejected.append(row)
+                    elif group is not None and (duplicate := group.check(row)) is not None:
                         removed += 1
                         found = {"duplicate_of": duplicate.of, "cosine": duplicate.cosine}
-                        duplicates.append({**record, **found})
+                        duplicates.append({**row, **found})
                         bar.set_postfix(failed=failures, duplicates=removed)
                     else:
-                        data.append(record)
+                        data.append(row)
                     bar.update()
             except Unparseable as exc:  # contexts or seeds: no more slots can be planned without them
                 stopped = exc
         bar.close()
     elapsed = time.monotonic() - started
-    stats = {
-        **run_stats(spec.label_field, run_dir.iter_records()),
-        "failed_slots": failures,
-        "retries": dict(_earlier_retries(run_dir) + engine.meter.parse_retries),
-        **({"duplicates_removed": _count(run_dir.iter_jsonl(run_dir.duplicates))} if group else {}),
-        **(_rejected(run_dir) if {"verify_code", "corpus"} & run_options(program).keys() else {}),
-        "this_invocation": {
+    verified = {"verify_code", "corpus"} & run_options(program).keys()
+    stats = RunStats(
+        data=LabelStats.of(run_dir.iter_records(), spec.label_field),
+        failed_slots=failures,
+        retries=dict(_earlier_retries(run_dir) + engine.meter.parse_retries),
+        duplicates_removed=_count(run_dir.iter_jsonl(run_dir.duplicates)) if group else None,
+        rejected_by=_rejected_by(run_dir) if verified else None,
+        this_invocation={
             **engine.meter.summary(),
             "slots_made": attempted - failures,
             "seconds": round(elapsed, 3),
             "instances_per_second": round((attempted - failures) / elapsed, 3) if elapsed else None,
         },
-    }
+    )
     if program.options.correction == "relabel":
-        warning = lopsided(spec, settings.n, stats["labels"])
-        stats.update({"label_imbalance": warning} if warning else {})
-    run_dir.write_json(run_dir.stats, stats)
+        stats.label_imbalance = lopsided(spec, settings.n, dict(stats.data.labels))
+    run_dir.write_json(run_dir.stats, stats.to_json())
     if stopped is not None:
         raise RunError(
-            f"{stopped.describe(models['generator'])}; {stats['instances']} instances are kept: check the "
+            f"{stopped.describe(models['generator'])}; {stats.instances} instances are kept: check the "
             "model or its server, or try a stronger --model, then rerun to resume"
         )
     return stats
+
+
+def _materials(
+    program: TarGEN, run_dir: RunDirectory, run: _Scheduler, settings: RunSettings, progress: bool
+) -> Iterator[Material]:
+    """The program's contexts and seeds, kept in materials.json (written once per round: rewriting the
+    growing file per context would cost O(n²); a run killed mid-round replays that round's calls from
+    DSPy's cache when it resumes), with a progress bar of the seeds."""
+    stored = [
+        Material(context, tuple(seeds)) for context, seeds in run_dir.read_json(run_dir.materials) or []
+    ]
+
+    def save(materials: list[Material]) -> None:
+        run_dir.write_json(run_dir.materials, [[m.context, list(m.seeds)] for m in materials])
+
+    needed = program.seeds_needed(settings.n)
+    with tqdm(total=needed, desc="seeds", unit="seed", disable=not progress) as bar:
+        for material in program.materials(settings.n, stored, run, settings.seeds_per_context, save):
+            bar.update(min(len(material.seeds), needed - bar.n))
+            yield material
 
 
 def _earlier_retries(run_dir: RunDirectory) -> Counter[str]:
@@ -489,38 +413,6 @@ def _count(records: Iterable[Any]) -> int:
     return sum(1 for _ in records)
 
 
-def _rejected(run_dir: RunDirectory) -> dict[str, Any]:
+def _rejected_by(run_dir: RunDirectory) -> dict[str, int]:
     """Instances dropped by verification, by the step that dropped them (`code`, `corpus`)."""
-    by = Counter(record["rejected"]["by"] for record in run_dir.iter_jsonl(run_dir.rejected))
-    return {"rejected": sum(by.values()), "rejected_by": dict(by)}
-
-
-def run_stats(label_field: str, records: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """Counts and the self-correction confusion matrix (constrained label → final label), in one pass
-    so that `records` can be streamed from disk."""
-    confusion: dict[str, Counter] = {}
-    labels: Counter = Counter()
-    rewritten: Counter = Counter()  # by the optional steps that keep the version before
-    checks: Counter = Counter()  # verification: answers computed by code, facts judged against a corpus
-    grounding: Counter = Counter()
-    instances = relabeled = 0
-    for record in records:
-        final = json.dumps(record[label_field])
-        confusion.setdefault(json.dumps(record["constrained_label"]), Counter())[final] += 1
-        labels[final] += 1
-        instances += 1
-        relabeled += record["relabeled"]
-        rewritten.update(key for key in REWRITES if key in record)
-        if "verified_answer" in record:
-            checks.update(verified_by_code=1, relabeled_by_code=int(record["relabeled_by_code"]))
-        if "grounding" in record:
-            grounding[record["grounding"]["verdict"]] += 1
-    return {
-        "instances": instances,
-        "relabeled": relabeled,
-        **{REWRITES[key]: count for key, count in rewritten.items()},
-        **checks,
-        **({"grounding": dict(grounding)} if grounding else {}),
-        "labels": dict(labels),
-        "confusion": {row: dict(cols) for row, cols in confusion.items()},
-    }
+    return dict(Counter(record["rejected"]["by"] for record in run_dir.iter_jsonl(run_dir.rejected)))

@@ -7,32 +7,24 @@ from typing import Any
 
 import dspy
 
+from targen_dspy.errors import AskAgain
 from targen_dspy.program.options import Correction
 from targen_dspy.signatures import TaskSpec, correction_signature
+from targen_dspy.signatures.labels import label_policy
 from targen_dspy.signatures.spec import LabelValue, label_text
 
 
 def correction_demos(spec: TaskSpec) -> list[dspy.Example]:
     """The spec's examples as demonstrations. Every other one is shown with a wrong proposed label,
     so that the demonstrations teach fixing a label, not only copying it."""
-    values = spec.label_values
+    labels = label_policy(spec)
     demos = []
     for i, example in enumerate(spec.examples):
         true = example[spec.label_field]
-        if spec.open_label:
-            proposed = _open_proposal(true, i)
-        else:
-            proposed = values[(values.index(true) + i) % len(values)]
+        proposed = labels.proposal(true, i)
         fields = {name: example[name] for name in spec.correction_fields}
         demos.append(dspy.Example(**fields, proposed_label=label_text(proposed), corrected_label=true))
     return demos
-
-
-def _open_proposal(true: Any, i: int) -> Any:
-    """The proposed open label of the i-th demonstration: off by one for every other number."""
-    if i % 2 == 0 or isinstance(true, bool) or not isinstance(true, int | float):
-        return true
-    return true + 1
 
 
 # With `--correction filter`, the attempts per slot: a judge at chance agrees with a two-label instance
@@ -40,7 +32,7 @@ def _open_proposal(true: Any, i: int) -> Any:
 FILTER_ATTEMPTS = 6
 
 
-class JudgedOtherwise(Exception):
+class JudgedOtherwise(AskAgain):
     """`--correction filter`: the corrector judged an instance another label than it was written for.
     The engine makes a new instance in its place, as for an answer that does not parse."""
 
@@ -49,6 +41,9 @@ class JudgedOtherwise(Exception):
     def __init__(self, written: LabelValue, judged: LabelValue):
         super().__init__(f"written for {written!r}, judged {judged!r}")
         self.judged = judged
+
+    def gave_up(self) -> str:
+        return f"self-correction judged every attempt otherwise (last: {self.judged!r})"
 
 
 def corrected(
@@ -73,6 +68,7 @@ class SelfCorrector(dspy.Module):
     def __init__(self, spec: TaskSpec):
         super().__init__()
         self.spec = spec
+        self.labels = label_policy(spec)
         self.check = dspy.Predict(correction_signature(spec))
         self.check.demos = correction_demos(spec)
 
@@ -81,14 +77,10 @@ class SelfCorrector(dspy.Module):
 
         Greedy decoding: this is a judgment, not a creative step. The sampling seed only keys the cache,
         so that a retried slot does not replay a cached unparseable answer."""
-        if self.spec.open_label:  # derived from scratch, not chosen from a set
-            labels = {"label_description": self.spec.label_description}
-        else:
-            labels = {"label_meanings": self.spec.label_meanings}
         verdict = self.check(
             task_description=self.spec.description,
             correction_guidelines=self.spec.correction,
-            **labels,
+            **self.labels.judging(),
             proposed_label=label_text(proposed_label),
             **{name: fields[name] for name in self.spec.correction_fields},
             config={"temperature": 0.0, "seed": sampling_seed},

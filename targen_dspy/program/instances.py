@@ -12,12 +12,12 @@ from dspy.utils.exceptions import AdapterParseError
 
 from targen_dspy.errors import SpecError
 from targen_dspy.signatures import TaskSpec, instance_signature
+from targen_dspy.signatures.labels import label_policy
 from targen_dspy.signatures.spec import (
     HookFailed,
     InconsistentInstance,
     LabelValue,
     Postprocess,
-    label_text,
 )
 from targen_dspy.signatures.steps import constrain, with_options
 
@@ -67,6 +67,7 @@ class InstanceGenerator(dspy.Module):
         super().__init__()
         self.spec = spec
         self.constraints = tuple(constraints)
+        self.labels = label_policy(spec)
         self.postprocess = spec.postprocessor()
         self.write = dspy.Predict(instance_signature(spec))
 
@@ -78,8 +79,8 @@ class InstanceGenerator(dspy.Module):
         sampling_seed: int = 0,
         attributes: Mapping[str, str] | None = None,
     ) -> dspy.Prediction:
-        """An instance (the task's fields, in spec order) whose intended label is `label`; for an open
-        label (`label` is None), the instance and the label the model wrote for it, as `spec.label_field`.
+        """An instance (`fields`: the task's fields, in spec order) and its `label`: the intended one, or
+        for an open label (`label` is None) the one the model wrote.
 
         A structured `seed` (JSON text, see SeedGenerator) comes in as its parts, which also narrow the
         constrained fields. Computed fields that cannot be made consistent with what the model wrote
@@ -90,22 +91,16 @@ class InstanceGenerator(dspy.Module):
         # options first: their signature is cached per tuned signature, a constrained one is per seed
         signature, extra = with_options(self.write.signature, self.constraints, attributes)
         signature = constrain(signature, self.spec, from_seed)
-        if self.spec.open_label:  # no label is chosen first: the model writes it after the fields
-            target = {"label_description": self.spec.label_description}
-        else:
-            target = {"target_label": label_text(label), "target_label_meaning": self.spec.meaning(label)}
         written = self.write(
             signature=signature,
             task_description=self.spec.description,
             setting=setting,
             **seed_values,
-            **target,
+            **self.labels.target(label),
             **extra,
             config={"seed": sampling_seed},
         )
         generated = {**from_seed, **{name: written[name] for name in self.spec.written_fields}}
-        if not self.spec.open_label:
-            return dspy.Prediction(**finish(self.spec, self.postprocess, generated, label, signature))
-        label = written[self.spec.label_field]
+        label = self.labels.written(written, label)
         fields = finish(self.spec, self.postprocess, generated, label, signature)
-        return dspy.Prediction(**fields, **{self.spec.label_field: label})
+        return dspy.Prediction(fields=fields, label=label)

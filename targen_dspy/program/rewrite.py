@@ -19,7 +19,8 @@ from dspy.utils.exceptions import AdapterParseError
 
 from targen_dspy.program.instances import finish, seed_inputs
 from targen_dspy.signatures import TaskSpec
-from targen_dspy.signatures.spec import LabelValue, label_text
+from targen_dspy.signatures.labels import label_policy
+from targen_dspy.signatures.spec import LabelValue
 from targen_dspy.signatures.steps import constrain, critique_signature, rewrite_signature, with_options
 
 logger = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ class _Rewriter(dspy.Module):
         super().__init__()
         self.spec = spec
         self.constraints = tuple(constraints)
+        self.labels = label_policy(spec)
         self.postprocess = spec.postprocessor()
 
     def _rewrite(
@@ -58,8 +60,7 @@ class _Rewriter(dspy.Module):
                 **extra,
                 config={"seed": sampling_seed},
             )
-            if self.spec.open_label:
-                label = written[self.spec.label_field]
+            label = self.labels.written(written, label)
             generated = {**from_seed, **{name: written[name] for name in self.spec.written_fields}}
             return finish(self.spec, self.postprocess, generated, label, signature), label
         except AdapterParseError as exc:
@@ -70,14 +71,7 @@ class _Rewriter(dspy.Module):
         """The example as the rewrite sees it, and what it is told of the label: the target label and its
         meaning, or for an open label its description, the label as written being part of the example."""
         example = {name: fields[name] for name in self.spec.checked_fields}
-        if self.spec.open_label:
-            example[self.spec.label_field] = label
-            return {"label_description": self.spec.label_description, "example": example}
-        return {
-            "target_label": label_text(label),
-            "target_label_meaning": self.spec.meaning(label),
-            "example": example,
-        }
+        return {**self.labels.target(label), "example": self.labels.version(example, label)}
 
 
 class SelfReflection(_Rewriter):
@@ -104,19 +98,14 @@ class SelfReflection(_Rewriter):
         rewrite (none: the instance is unchanged). A critique is a judgment: greedy, like self-correction.
         `label` is the target label, or an open label as the model wrote it."""
         current, critiques = dict(fields), []
-        if self.spec.open_label:
-            about = {"label_description": self.spec.label_description}
-        else:
-            about = {"label_meanings": self.spec.label_meanings}
         for round_ in range(self.rounds):
             signature, extra = with_options(self.critique.signature, self.constraints, attributes)
-            shown = {"proposed_label" if self.spec.open_label else "target_label": label_text(label)}
             try:
                 verdict = self.critique(
                     signature=signature,
                     task_description=self.spec.description,
-                    **about,
-                    **shown,
+                    **self.labels.judging(),
+                    **self.labels.shown(label),
                     **{name: current[name] for name in self.spec.checked_fields},
                     **extra,
                     config={"temperature": 0.0, "seed": sampling_seed + round_},
@@ -159,8 +148,8 @@ class DifficultyEnhancer(_Rewriter):
     ) -> dspy.Prediction:
         """The harder version of `fields` and its label (a closed label is kept, an open one written
         again), or both unchanged when the rewrite is unusable."""
-        labels = {} if self.spec.open_label else {"label_meanings": self.spec.label_meanings}
-        harder = self._rewrite(self.rewrite, fields, seed, label, attributes, sampling_seed, **labels)
+        meanings = self.labels.meanings()
+        harder = self._rewrite(self.rewrite, fields, seed, label, attributes, sampling_seed, **meanings)
         if harder is None or harder == (fields, label):
             return dspy.Prediction(fields=dict(fields), label=label, rewritten=False)
         return dspy.Prediction(fields=harder[0], label=harder[1], rewritten=True)

@@ -6,13 +6,13 @@ from collections import Counter
 
 import dspy
 
-from targen_dspy.engine.plan import attribute_combinations, plan_slots
+from targen_dspy.program.plan import Material, attribute_combinations, plan_slots
 from targen_dspy.signatures import load_task
 from tests.conftest import json_lm
 from tests.engine.test_runner import generate, lines, rte_lm
 
 ATTRIBUTES = {"tone": ("formal", "casual"), "length": ("short", "medium", "long")}
-MATERIALS = [(f"context {c}", [f"seed {c}-{s}" for s in range(10)]) for c in range(3)]
+MATERIALS = [Material(f"context {c}", tuple(f"seed {c}-{s}" for s in range(10))) for c in range(3)]
 
 
 def with_attributes(spec):

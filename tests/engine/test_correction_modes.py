@@ -10,8 +10,8 @@ import pytest
 
 from targen_dspy.backends.fake_openai import FakeOpenAI
 from targen_dspy.cli import main
-from targen_dspy.engine.plan import lopsided
 from targen_dspy.program.correction import FILTER_ATTEMPTS, JudgedOtherwise, SelfCorrector, corrected
+from targen_dspy.program.plan import lopsided
 from tests.conftest import json_lm
 
 pytestmark = pytest.mark.usefixtures("fresh_run_cache")
@@ -66,16 +66,16 @@ def test_a_one_sided_corrector_is_reported(tmp_path, capsys):
         code = generate(writer, judge, tmp_path / "run", 8, "relabel")
     assert code == 0
     stats = json.loads((tmp_path / "run" / "stats.json").read_text())
-    assert stats["labels"] == {'"not_entailment"': 8} and "--correction filter" in stats["label_imbalance"]
+    assert stats["labels"] == {"not_entailment": 8} and "--correction filter" in stats["label_imbalance"]
     assert "warning: self-correction moved 100% of the final labels" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
     ("final", "warned"),
     [
-        ({'"entailment"': 9, '"not_entailment"': 1}, True),  # 90 % where 50 % was planned
-        ({'"entailment"': 8, '"not_entailment"': 2}, False),  # 80 % is not over the line
-        ({'"entailment"': 3, '"not_entailment"': 0}, False),  # too few to tell
+        ({"entailment": 9, "not_entailment": 1}, True),  # 90 % where 50 % was planned
+        ({"entailment": 8, "not_entailment": 2}, False),  # 80 % is not over the line
+        ({"entailment": 3, "not_entailment": 0}, False),  # too few to tell
     ],
 )
 def test_lopsided_final_labels(rte, final, warned):

@@ -45,7 +45,7 @@ def generate(spec, path, n, embed, seeds_per_context=2):
             {"generator": "dummy"},
             progress=False,
             embed=embed,
-        )
+        ).to_json()
 
 
 def table_embed(table):

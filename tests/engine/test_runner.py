@@ -50,7 +50,7 @@ def generate(spec, path, n, lm, **kw):
             RunSettings(n=n, seeds_per_context=2, **kw),
             {"generator": "dummy"},
             progress=False,
-        )
+        ).to_json()
 
 
 def lines(path):
@@ -86,9 +86,10 @@ def test_relabels_are_applied_and_counted(rte, tmp_path):
     flipped = [r for r in records if r["relabeled"]]
     assert len(flipped) == 2 == stats["relabeled"]
     assert all(r["constrained_label"] == "entailment" and r["label"] == "not_entailment" for r in flipped)
+    # keyed by the labels as written in the data
     assert stats["confusion"] == {
-        '"entailment"': {'"not_entailment"': 2},
-        '"not_entailment"': {'"not_entailment"': 2},
+        "entailment": {"not_entailment": 2},
+        "not_entailment": {"not_entailment": 2},
     }
 
 
@@ -124,7 +125,7 @@ def test_resume_with_other_spec_is_refused_unless_forced(rte, tmp_path):
             {},
             force=True,
             progress=False,
-        )
+        ).to_json()
     assert stats["instances"] == 2
 
 

@@ -6,6 +6,11 @@ from targen_dspy.program import SelfCorrector
 from tests.conftest import json_lm
 
 
+def instance(premise: str, hypothesis: str) -> dspy.Prediction:
+    """An instance step's output: the fields, and the label it was written for."""
+    return dspy.Prediction(fields={"premise": premise, "hypothesis": hypothesis}, label="entailment")
+
+
 def corrector_case(proposed: str, true: str) -> dspy.Example:
     return dspy.Example(premise="p", hypothesis="h", proposed_label=proposed, corrected_label=true)
 
@@ -44,15 +49,12 @@ def slot(seed: str = "The club won the cup.") -> dspy.Example:
 def test_generation_metric_right_label_scores_1(rte):
     metric = judged(rte, "entailment")
     with dspy.context(adapter=dspy.JSONAdapter()):
-        assert (
-            metric(slot(), dspy.Prediction(premise="The club won the cup.", hypothesis="The club won."))
-            == 1.0
-        )
+        assert metric(slot(), instance("The club won the cup.", "The club won.")) == 1.0
 
 
 def test_generation_metric_wrong_label_scores_0_with_feedback(rte):
     metric = judged(rte, "not_entailment")
-    pred = dspy.Prediction(premise="The club won the cup.", hypothesis="The club lost.")
+    pred = instance("The club won the cup.", "The club lost.")
     with dspy.context(adapter=dspy.JSONAdapter()):
         assert metric(slot(), pred) == 0.0
         feedback = metric(slot(), pred, None, "write", None)
@@ -61,8 +63,8 @@ def test_generation_metric_wrong_label_scores_0_with_feedback(rte):
 
 def test_generation_metric_copied_seed_or_gold_scores_0_without_asking_the_judge(rte):
     metric = judged(rte, "entailment")
-    copied_seed = dspy.Prediction(premise="The club won the cup.", hypothesis="the club won the cup")
-    copied_gold = dspy.Prediction(premise="The club won the cup.", hypothesis="A gold hypothesis.")
+    copied_seed = instance("The club won the cup.", "the club won the cup")
+    copied_gold = instance("The club won the cup.", "A gold hypothesis.")
     assert metric(slot(), copied_seed) == 0.0
     assert metric(slot(), copied_gold) == 0.0
     assert "copies the seed" in metric(slot(), copied_seed, None, "write", None).feedback

@@ -8,15 +8,16 @@ import dspy
 import pytest
 
 from targen_dspy.cli import main
-from targen_dspy.engine.plan import label_counts, plan_slots
 from targen_dspy.engine.rundir import RunDirectory
 from targen_dspy.engine.runner import RunSettings, program_hash, run
 from targen_dspy.errors import SpecError
 from targen_dspy.program import TarGEN
 from targen_dspy.program.options import GenerationOptions
+from targen_dspy.program.plan import Material, plan_slots
 from targen_dspy.program.verification import CodeVerifier, strip_fences
 from targen_dspy.signatures import load_task
-from tests.conftest import json_lm
+from targen_dspy.signatures.labels import label_policy
+from tests.conftest import json_lm, made
 
 QUESTION = "Maya buys 3 packs of 12 pencils and gives 9 away. How many pencils does she have left?"
 FIELDS = {"question": QUESTION, "solution": "3 * 12 = 36 and 36 - 9 = 27."}
@@ -92,8 +93,8 @@ def test_options_that_are_off_leave_the_program_as_it_was(math_word):
 
 
 def test_an_open_label_plans_one_slot_per_seed_with_no_label(math_word):
-    assert label_counts(math_word, 5) == {None: 5}
-    slots = list(plan_slots(math_word, 3, [("bakery", ["s0", "s1"]), ("garden", ["s2"])]))
+    assert label_policy(math_word).planned(5) == {None: 5}
+    slots = list(plan_slots(math_word, 3, [Material("bakery", ("s0", "s1")), Material("garden", ("s2",))]))
     assert [(s.id, s.seed, s.label) for s in slots] == [
         ("c0-s0-l0", "s0", None),
         ("c0-s1-l0", "s1", None),
@@ -127,22 +128,21 @@ def math_lm(codes: dict[str, str]):
 def test_targen_verifies_after_self_correction(math_word):
     lm = math_lm({"Muffins": "print(3 * 9)"})
     with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
-        pred = TarGEN(math_word, GenerationOptions(verify_code=True))(
-            setting="bakery", seed="Muffins", label=None
-        )
-    assert (pred.question, pred.solution) == ("Muffins?", "Add them.")
+        pred = made(TarGEN(math_word, GenerationOptions(verify_code=True)), "bakery", "Muffins", None)
+    assert pred.fields == {"question": "Muffins?", "solution": "Add them."}
     assert (pred.constrained_label, pred.label, pred.relabeled) == (
         30,
         27,
         False,
     )  # the writer's, then code's
-    assert pred.extra["relabeled_by_code"] is True and "rejected" not in pred
+    assert pred.verification["relabeled_by_code"] is True and pred.rejected is None
 
 
 def generate(spec, path, lm, n):
     program = TarGEN(spec, GenerationOptions(verify_code=True))
     with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
-        return run(program, RunDirectory(path), RunSettings(n=n, seeds_per_context=3), {}, progress=False)
+        settings = RunSettings(n=n, seeds_per_context=3)
+        return run(program, RunDirectory(path), settings, {}, progress=False).to_json()
 
 
 def test_the_engine_relabels_keeps_and_drops_and_counts(math_word, tmp_path):

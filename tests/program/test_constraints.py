@@ -9,7 +9,7 @@ from targen_dspy.errors import SpecError
 from targen_dspy.program import TarGEN
 from targen_dspy.program.options import GenerationOptions
 from targen_dspy.signatures import parse_spec
-from tests.conftest import json_lm
+from tests.conftest import json_lm, made
 
 RULE = "Never mention a brand name."
 SPEC_RULE = "Keep every sentence under twenty words."
@@ -29,7 +29,7 @@ def step_prompts(program):
     with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
         program.contexts(count=1)
         program.seeds(setting="Sport", count=1)
-        program(setting="Sport", seed="The club won the cup.", label="entailment")
+        made(program, "Sport", "The club won the cup.", "entailment")
     return [call["messages"][-1]["content"] for call in lm.history]
 
 

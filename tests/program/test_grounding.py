@@ -118,7 +118,7 @@ def test_the_engine_drops_the_contradicted_instance_and_keeps_the_supported_one(
     program = TarGEN(rte, GenerationOptions(corpus=corpus_dir))
     settings = RunSettings(n=4, seeds_per_context=2)  # two seeds, each with both labels
     with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
-        stats = run(program, RunDirectory(tmp_path), settings, {}, progress=False)
+        stats = run(program, RunDirectory(tmp_path), settings, {}, progress=False).to_json()
     kept = [json.loads(line) for line in (tmp_path / "data.jsonl").read_text().splitlines()]
     assert [r["premise"] for r in kept] == [premises[1]] * 2
     for record in kept:

@@ -63,7 +63,7 @@ def test_a_good_hook_gives_the_fields_in_spec_order():
     spec = parse_spec(rte_with_hook("shouting"), trust_code=True)
     with dspy.context(lm=json_lm([{"hypothesis": "The club won."}]), adapter=dspy.JSONAdapter()):
         pred = InstanceGenerator(spec)(setting="sport", seed="The club won the cup.", label="entailment")
-    assert (pred.premise, pred.hypothesis) == ("THE CLUB WON THE CUP.", "THE CLUB WON.")
+    assert pred.fields == {"premise": "THE CLUB WON THE CUP.", "hypothesis": "THE CLUB WON."}
 
 
 def test_a_failing_hook_fails_each_slot_and_the_run_goes_on(tmp_path, capsys):

@@ -2,7 +2,7 @@ import dspy
 
 from targen_dspy.program import ContextGenerator, InstanceGenerator, SeedGenerator, SelfCorrector, TarGEN
 from targen_dspy.program.correction import correction_demos
-from tests.conftest import json_lm
+from tests.conftest import json_lm, made
 
 
 def test_contexts_are_distinct_across_rounds(rte):
@@ -39,7 +39,7 @@ def test_instance_generator_copies_seed_and_passes_label_meaning(rte):
         pred = InstanceGenerator(rte)(
             setting="sport", seed="The club won the cup in 1999.", label="entailment"
         )
-    assert pred.premise == "The club won the cup in 1999." and pred.hypothesis == "The club won."
+    assert pred.fields == {"premise": "The club won the cup in 1999.", "hypothesis": "The club won."}
     prompt = lm.history[0]["messages"][-1]["content"]
     assert rte.meaning("entailment") in prompt
 
@@ -49,8 +49,8 @@ def test_instance_generator_runs_postprocess_for_copa(copa):
     with dspy.context(lm=json_lm([answer, answer]), adapter=dspy.JSONAdapter()):
         first = InstanceGenerator(copa)(setting="home", seed="It rained.", label=0)
         second = InstanceGenerator(copa)(setting="home", seed="It rained.", label=1)
-    assert (first.choice1, first.choice2) == ("He got wet.", "He got rich.")
-    assert (second.choice1, second.choice2) == ("He got rich.", "He got wet.")
+    assert (first.fields["choice1"], first.fields["choice2"]) == ("He got wet.", "He got rich.")
+    assert (second.fields["choice1"], second.fields["choice2"]) == ("He got rich.", "He got wet.")
 
 
 def test_corrector_demos_come_from_spec_examples_half_with_wrong_proposals(rte):
@@ -81,8 +81,8 @@ def test_targen_composes_generation_and_correction(rte):
         }
     )
     with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
-        pred = TarGEN(rte)(setting="sport", seed="A won.", label="entailment")
-    assert (pred.premise, pred.hypothesis) == ("A won.", "A won twice.")
+        pred = made(TarGEN(rte), "sport", "A won.", "entailment")
+    assert pred.fields == {"premise": "A won.", "hypothesis": "A won twice."}
     assert (pred.constrained_label, pred.label, pred.relabeled) == ("entailment", "not_entailment", True)
 
 
@@ -95,5 +95,5 @@ def test_corrector_can_use_its_own_model(rte):
     program.set_lm(writer)
     program.correct.set_lm(judge)
     with dspy.context(adapter=dspy.JSONAdapter()):
-        program(setting="s", seed="p", label="entailment")
+        made(program, "s", "p", "entailment")
     assert len(writer.history) == 1 and len(judge.history) == 1

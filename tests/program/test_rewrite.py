@@ -7,7 +7,7 @@ from targen_dspy.engine.runner import program_hash
 from targen_dspy.program import TarGEN
 from targen_dspy.program.options import GenerationOptions
 from targen_dspy.program.rewrite import DifficultyEnhancer, SelfReflection
-from tests.conftest import json_lm
+from tests.conftest import json_lm, made
 
 WRITE = "## setting ## ]]"  # only the instance step has a setting input
 REVISE = "## critique ## ]]"  # only the revision step gets a critique as input
@@ -15,6 +15,7 @@ CORRECT = "## proposed_label ## ]]"
 # The difficulty step's inputs include the label meanings, as do self-correction's and the critique's:
 # DummyLM answers the first key a prompt contains, so HARDEN comes after their keys.
 HARDEN = "## label_meanings ## ]]"
+PREMISE = "The club won the cup in 1999."
 
 
 def critique_of(hypothesis: str) -> str:
@@ -59,15 +60,18 @@ def test_flawed_instance_is_rewritten_and_keeps_the_version_before(rte):
     )
     program = TarGEN(rte, GenerationOptions(reflect_rounds=3))
     with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
-        pred = program(setting="sport", seed="The club won the cup in 1999.", label="entailment")
-    assert (pred.premise, pred.hypothesis) == ("The club won the cup in 1999.", "The club has won a cup.")
-    assert pred.extra == {
+        pred = made(program, "sport", "The club won the cup in 1999.", "entailment")
+    assert pred.fields == {
+        "premise": "The club won the cup in 1999.",
+        "hypothesis": "The club has won a cup.",
+    }
+    assert pred.rewrites == {
         "before_reflection": {
             "premise": "The club won the cup in 1999.",
             "hypothesis": "The club won the cup in 1999.",
-        },
-        "critiques": ["It copies the premise."],
+        }
     }
+    assert pred.critiques == ["It copies the premise."]
     # write, critique (flawed), revise, critique (sound), then self-correction reads the new version
     sent = prompts(lm)
     assert len(sent) == 5
@@ -85,10 +89,14 @@ def test_sound_instance_is_untouched(rte):
         }
     )
     with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
-        pred = TarGEN(rte, GenerationOptions(reflect_rounds=3))(
-            setting="sport", seed="The club won the cup in 1999.", label="entailment"
+        pred = made(
+            TarGEN(rte, GenerationOptions(reflect_rounds=3)),
+            "sport",
+            "The club won the cup in 1999.",
+            "entailment",
         )
-    assert pred.hypothesis == "The club has won a cup." and pred.extra == {}
+    assert pred.fields["hypothesis"] == "The club has won a cup." and pred.rewrites == {}
+    assert pred.critiques == []
     assert len(lm.history) == 3  # write, one critique, self-correction: no rewrite
 
 
@@ -126,12 +134,15 @@ def test_harder_rewrite_keeps_label_and_seed_and_the_version_before(rte):
         }
     )
     with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
-        pred = TarGEN(rte, GenerationOptions(harder=True))(
-            setting="sport", seed="The club won the cup in 1999.", label="entailment"
+        pred = made(
+            TarGEN(rte, GenerationOptions(harder=True)),
+            "sport",
+            "The club won the cup in 1999.",
+            "entailment",
         )
-    assert pred.premise == "The club won the cup in 1999."  # the seed's field is not rewritten
-    assert pred.hypothesis.startswith("A trophy") and pred.constrained_label == "entailment"
-    assert pred.extra == {
+    assert pred.fields["premise"] == "The club won the cup in 1999."  # the seed's field is not rewritten
+    assert pred.fields["hypothesis"].startswith("A trophy") and pred.constrained_label == "entailment"
+    assert pred.rewrites == {
         "before_harder": {"premise": "The club won the cup in 1999.", "hypothesis": "The club won a cup."}
     }
     harden = prompts(lm)[1]
@@ -150,12 +161,10 @@ def test_harder_then_reflection_keep_each_version(rte):
         }
     )
     with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
-        pred = TarGEN(rte, GenerationOptions(harder=True, reflect_rounds=1))(
-            setting="s", seed="P.", label="entailment"
-        )
-    assert pred.hypothesis == "Harder and sound."
-    assert pred.extra["before_harder"]["hypothesis"] == "Plain."
-    assert pred.extra["before_reflection"]["hypothesis"] == "Harder but broken."
+        pred = made(TarGEN(rte, GenerationOptions(harder=True, reflect_rounds=1)), "s", "P.", "entailment")
+    assert pred.fields["hypothesis"] == "Harder and sound."
+    assert pred.rewrites["before_harder"]["hypothesis"] == "Plain."
+    assert pred.rewrites["before_reflection"]["hypothesis"] == "Harder but broken."
 
 
 def test_rewrite_recomputes_copa_choices_for_the_label(copa):
@@ -204,10 +213,10 @@ def test_open_label_is_written_again_with_the_harder_instance():
         }
     )
     with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
-        pred = TarGEN(math, GenerationOptions(harder=True))(setting="market", seed="3 bags of 4", label=None)
-    assert {name: pred[name] for name in math.fields} == hard
+        pred = made(TarGEN(math, GenerationOptions(harder=True)), "market", "3 bags of 4", None)
+    assert pred.fields == hard
     assert (pred.label, pred.constrained_label, pred.relabeled) == (10, 10, False)
-    assert pred.extra == {"before_harder": {**easy, "answer": 12}}
+    assert pred.rewrites == {"before_harder": {**easy, "answer": 12}}
     harden = prompts(lm)[1]
     assert '"answer": 12' in harden and math.label_description in harden
 

@@ -4,7 +4,6 @@ mutated spec that is still valid validates; nothing is written anywhere."""
 from __future__ import annotations
 
 import copy
-import time
 from importlib import resources
 
 import pytest
@@ -119,11 +118,9 @@ BILLION_LAUGHS = "\n".join(
     ids=short_id,
 )
 def test_hostile_spec_files(sandbox, content, message):
-    started = time.monotonic()
     code, err = validate(sandbox, content)
     assert_clean_error(code, err)
     assert message in err
-    assert time.monotonic() - started < 10  # bounded: no alias expansion, no pure-Python YAML of MBs
     sandbox.unchanged_outside()
 
 

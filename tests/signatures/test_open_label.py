@@ -91,10 +91,10 @@ def test_existing_specs_keep_their_hash():
 def test_tasks_and_validate_show_the_open_label(capsys):
     assert main(["tasks"]) == 0
     line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("math_word "))
-    assert line.split(None, 1)[1] == "question, solution -> answer (integer, written by the model)"
+    assert line.split(None, 1)[1] == "question, solution -> open label answer (integer, written by the model)"
     assert main(["validate", "math_word"]) == 0
     out = capsys.readouterr().out
-    assert "math_word: valid, 2 fields, open label answer (integer)" in out
+    assert "math_word: valid, 2 fields -> open label answer (integer, written by the model)" in out
     assert "out answer: int - The final answer" in out and "out corrected_label: int" in out
     assert label_text(27) == "27"
 

@@ -1,17 +1,25 @@
-"""Planning a run: how many instances per label, and which (context, seed, label) slot makes each one."""
+"""Planning a run: which (context, seed, label) slot makes each instance, from the contexts and seeds as
+they are written; how many slots each label gets is the task's label policy's (`LabelPolicy.planned`)."""
 
 from __future__ import annotations
 
 import itertools
-import json
-import math
 import random
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from targen_dspy.signatures import TaskSpec
-from targen_dspy.signatures.spec import LabelValue
+from targen_dspy.signatures.labels import label_policy
+from targen_dspy.signatures.spec import LabelValue, label_text
+
+
+@dataclass(frozen=True)
+class Material:
+    """A context and the seeds written in it (materials.json keeps them as `[context, seeds]`)."""
+
+    context: str
+    seeds: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -35,23 +43,9 @@ class Slot:
         return zlib.crc32(self.id.encode())
 
 
-def label_counts(spec: TaskSpec, n: int) -> dict[LabelValue | None, int]:
-    """Exactly `n` instances split over the labels by weight (equal by default), largest remainder first.
-    An open label is not chosen in advance: all `n` slots have the label None, one per seed."""
-    if spec.open_label:
-        return {None: n}
-    total = sum(label.weight for label in spec.labels)
-    shares = [n * label.weight / total for label in spec.labels]
-    counts = [math.floor(s) for s in shares]
-    by_remainder = sorted(range(len(shares)), key=lambda i: (counts[i] - shares[i], i))
-    for i in by_remainder[: n - sum(counts)]:
-        counts[i] += 1
-    return {label.value: count for label, count in zip(spec.labels, counts, strict=True)}
-
-
-def seeds_needed(counts: dict[LabelValue | None, int]) -> int:
+def seeds_needed(spec: TaskSpec, n: int) -> int:
     """Each seed serves one slot per label, so the most frequent label sets the number of seeds."""
-    return max(counts.values())
+    return max(label_policy(spec).planned(n).values())
 
 
 def attribute_combinations(spec: TaskSpec) -> list[tuple[tuple[str, str], ...]]:
@@ -71,7 +65,7 @@ def combination_index(k: int, combinations: int) -> int:
     return order[position]
 
 
-def plan_slots(spec: TaskSpec, n: int, materials: Iterable[tuple[str, list[str]]]) -> Iterator[Slot]:
+def plan_slots(spec: TaskSpec, n: int, materials: Iterable[Material]) -> Iterator[Slot]:
     """The run's slots, yielded as the contexts and their seeds arrive (the engine starts making
     instances before the last seeds are written). Contexts are taken in order, each with all its seeds:
     the engine asks for just enough contexts, so a run spans all of them. Seed k carries one slot for
@@ -79,19 +73,19 @@ def plan_slots(spec: TaskSpec, n: int, materials: Iterable[tuple[str, list[str]]
     combination `combination_index(k)`, the same for every label, whose index ends the slot's id.
 
     `materials` is read to its end, so that its producer can finish (and save) what it started."""
-    counts = label_counts(spec, n)
-    needed = seeds_needed(counts)
+    counts = label_policy(spec).planned(n)
+    needed = max(counts.values())
     combinations = attribute_combinations(spec)
     k = 0
-    for ci, (context, seeds) in enumerate(materials):
-        for si, seed in enumerate(seeds):
+    for ci, material in enumerate(materials):
+        for si, seed in enumerate(material.seeds):
             if k == needed:
                 break
             ai = combination_index(k, len(combinations))
             suffix = f"-a{ai}" if spec.attributes else ""
             for li, label in enumerate(counts):
                 if counts[label] > k:
-                    yield Slot(f"c{ci}-s{si}-l{li}{suffix}", context, seed, label, combinations[ai])
+                    yield Slot(f"c{ci}-s{si}-l{li}{suffix}", material.context, seed, label, combinations[ai])
             k += 1
     if k < needed:
         raise ValueError(f"{k} seeds for {needed} needed")
@@ -102,15 +96,15 @@ LOPSIDED_SHARE = 0.8
 
 
 def lopsided(spec: TaskSpec, n: int, final: dict[str, int]) -> str | None:
-    """A warning when self-correction moved one label over LOPSIDED_SHARE of the final labels (keys as
-    JSON, as in run stats) although the plan gave it less, else None."""
+    """A warning when self-correction moved one label over LOPSIDED_SHARE of the final labels (keyed as
+    in the data, as in run stats) although the plan gave it less, else None."""
     total = sum(final.values())
-    if spec.open_label or total < 8:  # too few to tell a corrector's bias from chance
+    labels = label_policy(spec)
+    if labels.open or total < 8:  # too few to tell a corrector's bias from chance
         return None
-    planned = label_counts(spec, n)
+    planned = {label_text(value): count for value, count in labels.planned(n).items()}
     key, count = max(final.items(), key=lambda item: item[1])
-    share = count / total
-    planned_share = next((c for value, c in planned.items() if json.dumps(value) == key), 0) / n
+    share, planned_share = count / total, planned.get(key, 0) / n
     if share <= LOPSIDED_SHARE or planned_share >= LOPSIDED_SHARE:
         return None
     return (
