@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -15,6 +16,7 @@ from targen_dspy.analysis.summary import Analysis, SetAnalysis
 
 logger = logging.getLogger(__name__)
 REPORT = "report.md"
+FIGURES = "figures.json"  # the figures of report.md for programs (the dataset card)
 _SNIPPET = 90  # characters of an instance's text in the hardest-instances table
 
 
@@ -166,6 +168,23 @@ def _confusion_section(analysis: Analysis) -> list[str]:
     return [*lines, "![self-correction confusion matrix](confusion.png)", ""]
 
 
+def figures(analysis: Analysis) -> dict[str, dict[str, float | int | None]]:
+    """The headline figures of each set, by set name: what `targen export` puts in the dataset card."""
+    return {
+        result.dataset.name: {
+            "instances": len(result.keys),
+            "distinct_1": result.lexical.distinct_1,
+            "distinct_2": result.lexical.distinct_2,
+            "self_bleu": result.lexical.self_bleu,
+            "mean_cosine": result.cosine.mean,
+            "near_duplicate_rate": result.cosine.near_duplicate_rate,
+            "near_duplicate_threshold": result.cosine.threshold,
+            "v_information": None if result.pvi is None else result.pvi.v_information,
+        }
+        for result in analysis.sets
+    }
+
+
 def write_report(analysis: Analysis, out: Path) -> Path:
     """Write report.md and its PNG plots into `out` (created if needed); returns the report's path."""
     out.mkdir(parents=True, exist_ok=True)
@@ -194,5 +213,6 @@ def write_report(analysis: Analysis, out: Path) -> Path:
     ]
     path = out / REPORT
     path.write_text("\n".join(lines), encoding="utf-8")
+    (out / FIGURES).write_text(json.dumps(figures(analysis), indent=2), encoding="utf-8")
     logger.info("wrote %s", path)
     return path

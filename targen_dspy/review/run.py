@@ -12,13 +12,22 @@ from targen_dspy.signatures import TaskSpec, catalogue_names, load_task
 
 def run_spec(manifest: dict, task: str | None, trust_code: bool, run: Path) -> TaskSpec:
     """The spec named by `task`, else the manifest's catalogue task; it must be the one the run used."""
+    spec = find_run_spec(manifest, task, trust_code)
+    if spec is None:
+        raise RunError(f"{run} was not made from a catalogue task; pass --task with its spec .yaml")
+    if manifest.get("spec_hash") not in (None, spec.hash):
+        raise RunError(
+            f"{run} was made from another version of {spec.name}; pass --task with the spec it used"
+        )
+    return spec
+
+
+def find_run_spec(manifest: dict, task: str | None, trust_code: bool) -> TaskSpec | None:
+    """The spec named by `task`, else the manifest's task if it is in the catalogue, else None."""
     name = task or manifest.get("task")
     if not isinstance(name, str) or (task is None and name not in catalogue_names()):
-        raise RunError(f"{run} was not made from a catalogue task; pass --task with its spec .yaml")
-    spec = load_task(name, trust_code)
-    if manifest.get("spec_hash") not in (None, spec.hash):
-        raise RunError(f"{run} was made from another version of {name}; pass --task with the spec it used")
-    return spec
+        return None
+    return load_task(name, trust_code)
 
 
 def open_review(run: Path, task: str | None, trust_code: bool, share: float, seed: int) -> ReviewApp:
