@@ -9,6 +9,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from targen_dspy.analysis.entities import CATEGORIES, EntityBias
 from targen_dspy.analysis.records import label_name
 from targen_dspy.analysis.semantic import COSINE_EDGES
 from targen_dspy.analysis.summary import Analysis
@@ -131,4 +132,29 @@ def confusion_matrices(analysis: Analysis, path: Path) -> Path:
         axes.set_xlabel("final label")
         axes.set_ylabel("constrained label")
         axes.set_title(f"Self-correction: {result.dataset.name}")
+    return _save(figure, path)
+
+
+def entity_bars(bias: EntityBias, path: Path) -> Path:
+    """Mentions of each entity category per 100 instances, one bar per set."""
+    figure = Figure(figsize=(6, 3.4))
+    axes = figure.add_subplot()
+    width = 0.8 / len(bias.sets)
+    positions = np.arange(len(CATEGORIES))
+    for i, ((name, counts), colour) in enumerate(zip(bias.sets, _COLOURS, strict=False)):
+        values = [counts.per_100(category) for category in CATEGORIES]
+        bars = axes.bar(
+            positions + (i - (len(bias.sets) - 1) / 2) * width,
+            values,
+            width,
+            label=f"{name} (n={counts.documents})",
+            color=colour,
+        )
+        axes.bar_label(bars, labels=[f"{value:.0f}" for value in values], fontsize=8)
+    axes.set_xticks(positions, list(CATEGORIES))
+    axes.set_ylabel("mentions per 100 instances")
+    divergence = bias.category_divergence
+    title = "Named entities"
+    axes.set_title(title if divergence is None else f"{title} (JS divergence {divergence:.3f} bits)")
+    axes.legend(fontsize=8)
     return _save(figure, path)

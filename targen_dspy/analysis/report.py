@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -10,11 +11,13 @@ import numpy as np
 
 from targen_dspy.analysis import plots
 from targen_dspy.analysis.embeddings import MODEL_NAME
+from targen_dspy.analysis.entities import CATEGORIES, INSTALL, EntityBias
 from targen_dspy.analysis.records import label_name
 from targen_dspy.analysis.summary import Analysis, SetAnalysis
 
 logger = logging.getLogger(__name__)
 REPORT = "report.md"
+FIGURES = "figures.json"  # the figures of report.md for programs (the dataset card)
 _SNIPPET = 90  # characters of an instance's text in the hardest-instances table
 
 
@@ -166,8 +169,74 @@ def _confusion_section(analysis: Analysis) -> list[str]:
     return [*lines, "![self-correction confusion matrix](confusion.png)", ""]
 
 
-def write_report(analysis: Analysis, out: Path) -> Path:
-    """Write report.md and its PNG plots into `out` (created if needed); returns the report's path."""
+_TOP_NAMES = 5  # most mentioned entities per category in the report
+
+
+def _entities_section(bias: EntityBias | None) -> list[str]:
+    if bias is None:
+        return [
+            "## Named entities",
+            "",
+            f"Named-entity bias (GPE, PERSON, NORP, ORG) needs spaCy and its English model: `{INSTALL}`.",
+            "",
+        ]
+    note = (
+        "Mentions of places (GPE), people (PERSON), nationalities, religious and political groups (NORP) "
+        "and organisations (ORG), found by spaCy's en_core_web_sm, as in the TarGEN paper's bias "
+        "analysis; per 100 instances, so that sets of different sizes compare."
+    )
+    header = ["", *(name for name, _ in bias.sets)]
+    rows = [
+        [category, *(f"{c.mentions[category]} ({c.per_100(category):.1f})" for _, c in bias.sets)]
+        for category in CATEGORIES
+    ]
+    lines = ["## Named entities", "", note, "", _table(header, rows), ""]
+    if len(bias.sets) > 1 and bias.category_divergence is None:
+        silent = [name for name, counts in bias.sets if not sum(counts.mentions.values())]
+        lines += [f"Divergence n/a: {' and '.join(silent)} mentions no entity of the four categories.", ""]
+    elif bias.category_divergence is not None:
+        lines += [
+            f"Jensen-Shannon divergence of the four categories' shares, {bias.sets[0][0]} vs "
+            f"{bias.sets[1][0]}: {bias.category_divergence:.3f} bits (0: the same mix, 1: disjoint). "
+            "Of the entity names within each category (are the same places and people named?): "
+            + ", ".join(f"{c} {_number(bias.name_divergence(c))}" for c in CATEGORIES)
+            + ".",
+            "",
+        ]
+    top = [
+        [
+            category,
+            *(
+                _snippet(", ".join(n for n, _ in c.names[category].most_common(_TOP_NAMES)))
+                for _, c in bias.sets
+            ),
+        ]
+        for category in CATEGORIES
+    ]
+    lines += [f"Most mentioned ({_TOP_NAMES} per category):", "", _table(header, top), ""]
+    return [*lines, "![named entities](entities.png)", ""]
+
+
+def figures(analysis: Analysis) -> dict[str, dict[str, float | int | None]]:
+    """The headline figures of each set, by set name: what `targen export` puts in the dataset card."""
+    return {
+        result.dataset.name: {
+            "instances": len(result.keys),
+            "distinct_1": result.lexical.distinct_1,
+            "distinct_2": result.lexical.distinct_2,
+            "self_bleu": result.lexical.self_bleu,
+            "mean_cosine": result.cosine.mean,
+            "near_duplicate_rate": result.cosine.near_duplicate_rate,
+            "near_duplicate_threshold": result.cosine.threshold,
+            "v_information": None if result.pvi is None else result.pvi.v_information,
+        }
+        for result in analysis.sets
+    }
+
+
+def write_report(analysis: Analysis, out: Path, entities: EntityBias | None = None) -> Path:
+    """Write report.md and its PNG plots into `out` (created if needed); returns the report's path.
+    `entities`: the named-entity counts of the same sets, None without the `bias` extra."""
     out.mkdir(parents=True, exist_ok=True)
     plots.label_bars(analysis, out / "labels.png")
     plots.cosine_histograms(analysis, out / "cosine.png")
@@ -175,6 +244,8 @@ def write_report(analysis: Analysis, out: Path) -> Path:
         plots.pvi_histograms(analysis, out / "pvi.png")
     if any(result.confusion is not None for result in analysis.sets):
         plots.confusion_matrices(analysis, out / "confusion.png")
+    if entities is not None:
+        plots.entity_bars(entities, out / "entities.png")
     sources = "\n".join(
         f"- {result.dataset.name}: `{result.dataset.path}`, {len(result.keys)} instances"
         for result in analysis.sets
@@ -191,8 +262,10 @@ def write_report(analysis: Analysis, out: Path) -> Path:
         *_semantic_section(analysis),
         *_pvi_section(analysis),
         *_confusion_section(analysis),
+        *_entities_section(entities),
     ]
     path = out / REPORT
     path.write_text("\n".join(lines), encoding="utf-8")
+    (out / FIGURES).write_text(json.dumps(figures(analysis), indent=2), encoding="utf-8")
     logger.info("wrote %s", path)
     return path

@@ -33,6 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from targen_dspy.analysis.embeddings import load_encoder
+    from targen_dspy.analysis.entities import entity_bias, load_ner
     from targen_dspy.analysis.records import read_jsonl
     from targen_dspy.analysis.report import write_report
     from targen_dspy.analysis.summary import Dataset, analyse
@@ -51,8 +52,14 @@ def run(args: argparse.Namespace) -> None:
         folds=args.folds,
         progress=not args.quiet,
     )
+    recognize = load_ner()  # None without the `bias` extra: the report says how to get it
+    texts = [
+        (result.dataset.name, ["\n".join(str(r[f]) for f in analysis.fields) for r in result.dataset.records])
+        for result in analysis.sets
+    ]
+    entities = entity_bias(texts, recognize) if recognize else None
     out = args.out or args.data.parent / f"{args.data.stem}-analysis"
-    report = write_report(analysis, out)
+    report = write_report(analysis, out, entities)
     for result in analysis.sets:
         difficulty = "PVI n/a" if result.pvi is None else f"V-info {result.pvi.v_information:.3f} bits"
         print(

@@ -75,6 +75,8 @@ def test_report_of_a_run(tmp_path, encoder):
     assert "| entailment | 9 (36.0%) |" in report
     assert "data: 4 (16.0%) relabeled." in report
     assert "| entailment | 9 | 4 |" in report
+    figures = json.loads((tmp_path / "out" / "figures.json").read_text())  # what the dataset card reads
+    assert figures["data"]["instances"] == 25 and figures["data"]["distinct_2"] == result.lexical.distinct_2
 
 
 def test_a_set_against_itself_reads_identically(tmp_path, encoder):
