@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import dspy
-import numpy as np
 from dspy.utils.exceptions import AdapterParseError
 from tqdm import tqdm
 
@@ -27,9 +26,11 @@ from targen_dspy.engine.runner import CallEngine, RunSettings, program_hash
 from targen_dspy.errors import RunError, SpecError
 from targen_dspy.inputs import MB, one_line, read_text
 from targen_dspy.program.distinct import normalise
-from targen_dspy.program.sampling import STRATEGIES, Embed, next_references
+from targen_dspy.program.sampling import STRATEGIES, next_references
 from targen_dspy.program.self_reference import SelfReferenceGenerator
 from targen_dspy.signatures import TaskSpec
+from targen_dspy.text.fields import record_text, text_fields
+from targen_dspy.text.vectors import Embed, NearDuplicateFilter, record_vectors
 
 logger = logging.getLogger(__name__)
 FORMAT_EXAMPLE_ID = "format-example"
@@ -42,7 +43,7 @@ class RoundSettings:
     batch_size: int = 5
     references: int = 3
     max_rounds: int | None = None  # default: four times the rounds an ideal run needs
-    near_duplicate: float = 0.95  # cosine above which two examples count as one (with embeddings)
+    near_duplicate: float = 0.95  # cosine at which two examples count as one (with embeddings)
     patience: int = 3  # rounds in a row that yield nothing new before the run stops
     seed: int = 0
 
@@ -57,26 +58,28 @@ class RoundSettings:
         return self.max_rounds or 4 * math.ceil(self.n / self.batch_size)
 
 
-class _Dedup:
-    """Exact (normalised text) and, with embeddings, near-duplicate detection over everything kept."""
+class _Distinct:
+    """An example is new when its text, normalised, is and, with a near-duplicate filter, when its cosine
+    to every kept example is below the filter's threshold."""
 
-    def __init__(self, embed: Embed | None, threshold: float):
-        self.embed, self.threshold = embed, threshold
+    def __init__(self, fields: list[str], near: NearDuplicateFilter | None):
+        self.fields, self.near = fields, near
         self.texts: set[str] = set()
-        self.vectors: list[np.ndarray] = []
 
-    def add_if_new(self, text: str) -> bool:
-        key = normalise(text)
+    def add_if_new(self, record: dict[str, Any]) -> bool:
+        key = normalise(record_text(record, self.fields))
         if not key or key in self.texts:
             return False
-        if self.embed is not None:
-            vector = self.embed([text])[0]
-            vector = vector / (np.linalg.norm(vector) or 1.0)
-            if self.vectors and float(np.max(np.stack(self.vectors) @ vector)) > self.threshold:
-                return False
-            self.vectors.append(vector)
+        if self.near is not None and self.near.check(record) is not None:
+            return False
         self.texts.add(key)
         return True
+
+    def load(self, records: list[dict[str, Any]]) -> None:
+        """Keep a resumed run's examples, already checked, without checking them again."""
+        self.texts.update(normalise(record_text(record, self.fields)) for record in records)
+        if self.near is not None:
+            self.near.load(records)
 
 
 def run_self_reference(
@@ -103,14 +106,14 @@ def run_self_reference(
     }
     run_dir.claim(manifest, force)
     fields = [name for name in program.example if name != spec.label_field]
-
-    def text(record: dict[str, Any]) -> str:
-        return " \n ".join(str(record[name]) for name in fields)
+    texts = text_fields(spec)
+    near = NearDuplicateFilter(embed, settings.near_duplicate, texts) if embed and texts else None
+    vectors = partial(record_vectors, fields=texts, embed=embed) if embed and texts else None
 
     records = run_dir.records()
-    dedup = _Dedup(embed, settings.near_duplicate)
-    for record in [program.example, *records]:  # a copy of the format example is not new either
-        dedup.add_if_new(text(record))
+    distinct = _Distinct(fields, near)
+    distinct.add_if_new({"id": FORMAT_EXAMPLE_ID, **program.example})  # a copy of it is not new either
+    distinct.load(records)
     round_ = max((r["round"] for r in records), default=-1) + 1
     last_batch = [r for r in records if r["round"] == round_ - 1]
     engine = CallEngine(RunSettings(n=settings.n, retry=retry or RetryPolicy()))
@@ -139,7 +142,7 @@ def run_self_reference(
                 [[]]
                 if not records
                 else next_references(
-                    settings.strategy, records, last_batch, settings.references, rng, text, embed
+                    settings.strategy, records, last_batch, settings.references, rng, vectors
                 )
             )
             batch: list[dict[str, Any]] = []
@@ -160,9 +163,9 @@ def run_self_reference(
                     )
                     continue
                 for new in examples:
-                    if len(records) >= settings.n or not dedup.add_if_new(text(new)):
-                        continue
                     key = hashlib.sha256(json.dumps(new, sort_keys=True).encode()).hexdigest()[:12]
+                    if len(records) >= settings.n or not distinct.add_if_new({"id": key, **new}):
+                        continue
                     record = {
                         "id": key,
                         **new,
