@@ -350,6 +350,7 @@ def generate_self_reference(
 ) -> dict[str, Any]:
     from targen_dspy.engine.rounds import RoundSettings, format_example, run_self_reference
     from targen_dspy.engine.rundir import RunDirectory
+    from targen_dspy.engine.runner import RunSettings
     from targen_dspy.program.self_reference import SelfReferenceGenerator
 
     program = SelfReferenceGenerator(spec, format_example(spec, None))
@@ -359,7 +360,13 @@ def generate_self_reference(
     print(f"generating {args.n} examples: {name}", flush=True)
     with timed(experiment, name):
         stats = run_self_reference(
-            program, run_dir, settings, _models(args), embed=encoder.embed, progress=not args.quiet
+            program,
+            run_dir,
+            settings,
+            _models(args),
+            calls=RunSettings(n=args.n, workers=args.workers),  # a tree round's calls in parallel
+            embed=encoder.embed,
+            progress=not args.quiet,
         )
     return {"instances": stats["instances"], "failed": stats["failed_calls"], "stopped": stats["stopped"]}
 

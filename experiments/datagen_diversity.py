@@ -143,8 +143,10 @@ def analyse_runs(
     from targen_dspy.analysis.lexical import lexical_stats
     from targen_dspy.analysis.records import label_key, label_name, read_jsonl
     from targen_dspy.analysis.report import write_report
-    from targen_dspy.analysis.semantic import cosine_stats, unit_rows
+    from targen_dspy.analysis.semantic import cosine_stats
     from targen_dspy.analysis.summary import Dataset, analyse
+    from targen_dspy.text.fields import record_text
+    from targen_dspy.text.vectors import record_vectors
 
     records = {name: read_jsonl(experiment / "runs" / name / "data.jsonl") for name in runs}
     size = min(len(kept) for kept in records.values())
@@ -156,9 +158,8 @@ def analyse_runs(
         write_report(analysis, experiment / "analysis" / name.replace("+", "-"))
         figures[name] = result = analysis.sets[0]
         sample = random.Random(args.seed).sample(kept, size)
-        lexical = lexical_stats(["\n".join(str(r[field]) for field in analysis.fields) for r in sample])
-        # an instance's vector as the analysis and group checking make it: its fields' mean, made unit
-        vectors = unit_rows(sum(encoder.embed([str(r[f]) for r in kept]) for f in analysis.fields))
+        lexical = lexical_stats([record_text(r, analysis.fields) for r in sample])
+        vectors = record_vectors(kept, analysis.fields, encoder.embed)
         at_threshold = cosine_stats(vectors, args.dedup).near_duplicate_rate
         counts = Counter(label_key(r[spec.label_field]) for r in kept)
         has_attributes = all("attributes" in r for r in kept)

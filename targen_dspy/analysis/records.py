@@ -1,4 +1,4 @@
-"""Reading a dataset to analyse (a run's data.jsonl or a real SuperGLUE split) and choosing its text."""
+"""Reading a dataset to analyse (a run's data.jsonl or a real SuperGLUE split) and checking its fields."""
 
 from __future__ import annotations
 
@@ -9,14 +9,9 @@ from typing import Any
 
 from targen_dspy.errors import RunError, SpecError
 from targen_dspy.inputs import MB, read_text
-from targen_dspy.signatures import TaskSpec
 
 Record = dict[str, Any]
 MAX_DATASET_BYTES = 2_000 * MB  # read whole into memory, as are its embeddings
-# Columns the run engine adds to an instance, and SuperGLUE's row index: never the instance's text.
-BOOKKEEPING = frozenset(
-    {"id", "idx", "context", "seed", "reasoning", "constrained_label", "relabeled", "duplicate_of"}
-)
 
 
 def read_jsonl(path: Path) -> list[Record]:
@@ -42,25 +37,6 @@ def read_jsonl(path: Path) -> list[Record]:
     if not records:
         raise RunError(f"{path} has no records")
     return records
-
-
-def text_fields(records: Sequence[Record], label_field: str, spec: TaskSpec | None = None) -> list[str]:
-    """The fields holding the instance's text: those that are strings in every record and are, with a
-    task, the spec's fields without fixed `choices` (not WiC's offsets, not COPA's cause/effect);
-    without one, any field but the bookkeeping and label columns."""
-    if spec is not None:
-        candidates = [name for name, field in spec.fields.items() if field.choices is None]
-    else:
-        candidates = [
-            key
-            for key in dict.fromkeys(key for record in records for key in record)
-            if key not in BOOKKEEPING
-        ]
-    return [
-        name
-        for name in candidates
-        if name != label_field and all(isinstance(record.get(name), str) for record in records)
-    ]
 
 
 def check_fields(records: Sequence[Record], fields: Sequence[str], source: Path | str) -> None:

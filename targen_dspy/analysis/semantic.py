@@ -20,11 +20,6 @@ class CosineStats:
     histogram: np.ndarray  # pair counts in the bins of COSINE_EDGES
 
 
-def unit_rows(vectors: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.where(norms == 0, 1, norms)
-
-
 def cosine_stats(vectors: np.ndarray, threshold: float = NEAR_DUPLICATE) -> CosineStats:
     """Statistics of the pairwise cosines of unit-length `vectors` (one row per instance)."""
     n = len(vectors)

@@ -7,6 +7,7 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +16,13 @@ from targen_dspy.analysis.classifier import LAYOUTS, Layout, encode
 from targen_dspy.analysis.embeddings import Encoder
 from targen_dspy.analysis.lexical import LexicalStats, lexical_stats
 from targen_dspy.analysis.pvi import FOLDS, PviResult, pvi
-from targen_dspy.analysis.records import Record, check_fields, label_key, text_fields
-from targen_dspy.analysis.semantic import NEAR_DUPLICATE, CosineStats, cosine_stats, unit_rows
+from targen_dspy.analysis.records import Record, check_fields, label_key
+from targen_dspy.analysis.semantic import NEAR_DUPLICATE, CosineStats, cosine_stats
 from targen_dspy.errors import RunError, SpecError
 from targen_dspy.program.records import LabelStats
 from targen_dspy.signatures import TaskSpec
+from targen_dspy.text.fields import record_text, text_fields
+from targen_dspy.text.vectors import record_vectors
 
 logger = logging.getLogger(__name__)
 HARDEST = 5  # lowest-PVI instances listed in the report
@@ -94,7 +97,7 @@ def analyse(
     datasets = [data] if reference is None else [data, reference]
     for dataset in datasets:  # a spec names fields that every record must have
         check_fields(dataset.records, [*(spec.fields if spec else ()), label_field], dataset.path)
-    fields = tuple(text_fields(data.records, label_field, spec))
+    fields = tuple(text_fields(spec, data.records, label_field))
     if not fields:
         raise SpecError(f"{data.path} has no text fields; pass --task to name them")
     layout = LAYOUTS.get(spec.name, Layout(texts=fields)) if spec else Layout(texts=fields)
@@ -125,10 +128,9 @@ def _analyse_set(
     records = dataset.records
     logger.info("analysing %s: %d records", dataset.path, len(records))
     picked = np.sort(np.random.default_rng(0).choice(len(records), sample, replace=False))
-    lexical = lexical_stats(["\n".join(str(records[i][name]) for name in fields) for i in picked])
-    # An instance's vector: the mean of its fields' unit vectors, made unit again.
-    field_vectors = [encoder.embed([str(r[name]) for r in records], progress=progress) for name in fields]
-    cosine = cosine_stats(unit_rows(np.sum(field_vectors, axis=0)), near_duplicate)
+    lexical = lexical_stats([record_text(records[i], fields) for i in picked])
+    vectors = record_vectors(records, fields, partial(encoder.embed, progress=progress))
+    cosine = cosine_stats(vectors, near_duplicate)
     difficulty = pvi(encode(records, layout, encoder, label_field), folds=folds, progress=progress)
     confusion, relabeled = None, None
     if all("constrained_label" in r and "relabeled" in r for r in records):

@@ -3,9 +3,10 @@ JSON, for tests and benchmarks of the litellm path: optional fixed latency and i
 
 It reads the output field names the adapter asks for and fills each with a distinct, plausible value;
 a corrected label echoes the proposed one, but is the next label for a share `flip_labels` of the calls
-(True: all of them), or always `judge_label` if that is set. `garbage_after` makes one step
-answer in the wrong format: a call asking for that output field gets garbage once the step has had the
-given number of good answers (0: from the start).
+(True: all of them), or always `judge_label` if that is set. Self-reference's `examples` are `count`
+copies of the format example, each free text (a value with a space) replaced by a new sentence.
+`garbage_after` makes one step answer in the wrong format: a call asking for that output field gets
+garbage once the step has had the given number of good answers (0: from the start).
 
 `GET /stats` reports its traffic (`Traffic`): requests so far, when the first came and the last was
 answered, and how many were in flight at once. A request with no messages (as some clients send to read
@@ -32,6 +33,14 @@ _ASKED_FIELDS = re.compile(r"`(\w+)`")
 # What a server that ignores the JSON format answers: DSPy's chat-adapter field blocks.
 GARBAGE = "[[ ## answer ## ]]\nnot the JSON object that was asked for"
 _PROPOSED = re.compile(r"\[\[ ## proposed_label ## \]\]\n(.+)")
+_FORMAT_EXAMPLE = re.compile(r"\[\[ ## format_example ## \]\]\n(.+)")
+_COUNT = re.compile(r"\[\[ ## count ## \]\]\n(\d+)")
+# Words of the sentences that replace free text: distinct sentences, not near-duplicates of each other.
+_WORDS = (  # noqa: SIM905 - a paragraph of words reads better than a column of 39 strings
+    "river harbour violin glacier bakery senate comet orchard tunnel lantern museum tractor volcano "
+    "parrot ledger castle desert copper mirror meadow rocket sermon canyon jacket pepper fossil "
+    "airport ballet cactus dentist engine falcon garlic hockey island jungle kettle lemon marathon"
+).split()
 _LITERAL = re.compile(r"corrected_label`.*?Literal\[(.*?)\]")
 
 
@@ -84,11 +93,13 @@ class FakeOpenAI:
         flip_labels: float = False,
         garbage_after: dict[str, int] | None = None,
         judge_label: Any = None,
+        usage_tokens: int | None = None,
     ):
         self.latency = latency
         self.faults = faults or FaultPlan()
         self.flip_labels = flip_labels
         self.judge_label = judge_label
+        self.usage_tokens = usage_tokens  # tokens every answer reports (default: a quarter of its characters)
         self._flips = random.Random(0)
         self.garbage_after = dict(garbage_after or {})  # output field -> good answers before garbage
         self.answered: dict[str, int] = {}  # calls so far, by output field asked for
@@ -124,6 +135,8 @@ class FakeOpenAI:
                 answer[name] = self._label(prompt, request_line)
             elif name == "question":
                 answer[name] = "cause" if n % 2 else "effect"
+            elif name == "examples":
+                answer[name] = self._examples(prompt, n)
             else:
                 answer[name] = f"{name.replace('_', ' ')} number {n}, a complete sentence."
         return answer
@@ -138,6 +151,15 @@ class FakeOpenAI:
                 self.answered[name] > self.garbage_after[name] for name in asked if name in self.garbage_after
             )
 
+    def _examples(self, prompt: str, n: int) -> list[dict[str, Any]]:
+        example = json.loads(_FORMAT_EXAMPLE.search(prompt).group(1))
+        count = int(_COUNT.search(prompt).group(1))
+        free_text = [key for key, value in example.items() if isinstance(value, str) and " " in value]
+        return [
+            {**example, **{key: _sentence(random.Random(f"{n}-{i}-{key}")) for key in free_text}}
+            for i in range(count)
+        ]
+
     def _label(self, prompt: str, request_line: str) -> Any:
         proposed = _PROPOSED.search(prompt).group(1).strip()
         with contextlib.suppress(ValueError):
@@ -150,6 +172,17 @@ class FakeOpenAI:
             return proposed
         options = ast.literal_eval(f"[{_LITERAL.search(request_line).group(1)}]")
         return options[(options.index(proposed) + 1) % len(options)]
+
+    def _usage(self, prompt: str, content: str) -> dict[str, int]:
+        if self.usage_tokens is not None:
+            prompt_tokens, completion_tokens = self.usage_tokens, 0
+        else:
+            prompt_tokens, completion_tokens = len(prompt) // 4, len(content) // 4
+        return {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
 
     def _handler(self):
         server = self
@@ -214,11 +247,7 @@ class FakeOpenAI:
                                 "message": {"role": "assistant", "content": content},
                             }
                         ],
-                        "usage": {
-                            "prompt_tokens": len(prompt) // 4,
-                            "completion_tokens": len(content) // 4,
-                            "total_tokens": (len(prompt) + len(content)) // 4,
-                        },
+                        "usage": server._usage(prompt, content),
                     },
                 )
 
@@ -233,6 +262,10 @@ class FakeOpenAI:
                 self.wfile.write(data)
 
         return Handler
+
+
+def _sentence(rng: random.Random) -> str:
+    return " ".join(rng.sample(_WORDS, 6)).capitalize() + "."
 
 
 def _request_line(prompt: str) -> str:

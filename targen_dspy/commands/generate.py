@@ -10,6 +10,30 @@ from targen_dspy.commands.spec_options import add_trust_argument
 from targen_dspy.program.options import CORRECTIONS
 
 HELP = "generate a labeled synthetic dataset into a run directory"
+# Options of one method that the other has no step for, and why: given with it, they are a one-line error.
+# Their argparse default is None, so that "not given" is told apart from a value equal to the default.
+_NO_SELF_CORRECTION = "self-reference has no self-correction step"
+ONLY_FOR = {
+    "targen": {
+        "seeds_per_context": "self-reference writes no seeds",
+        "program": "a program.json is a compiled TarGEN program",
+        "constraint": "the self-reference prompt takes no constraints",
+        "correction": _NO_SELF_CORRECTION,
+        "corrector_model": _NO_SELF_CORRECTION,
+        "corrector_api_base": _NO_SELF_CORRECTION,
+        "reflect": "self-reference has no rewriting steps",
+        "harder": "self-reference has no rewriting steps",
+        "verify_code": "self-reference has no verification steps",
+        "corpus": "self-reference has no verification steps",
+    },
+    "self-reference": {
+        "example": "TarGEN starts from no example",
+        **dict.fromkeys(
+            ("strategy", "batch_size", "references", "max_rounds", "patience"),
+            "TarGEN plans slots, it has no rounds of references",
+        ),
+    },
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,8 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "-o", "--out", type=Path, help="run directory (default runs/TASK); an existing one is resumed"
     )
     add_model_arguments(parser)
-    parser.add_argument("--seeds-per-context", type=int, default=4)
-    parser.add_argument("--workers", type=int, default=1, help="instances made in parallel")
+    parser.add_argument("--seeds-per-context", type=int, help="seeds asked for per context (default 4)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="model calls made in parallel (default 1): instances, or a self-reference round's calls",
+    )
     parser.add_argument("--rpm", type=float, help="at most this many LLM requests per minute")
     parser.add_argument("--tpm", type=float, help="at most this many tokens per minute")
     parser.add_argument("--program", type=Path, help="a program.json written by `targen compile`")
@@ -29,14 +57,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     datagen.add_argument(
         "--constraint",
         action="append",
-        default=[],
         metavar="TEXT",
         help="a rule every generation step must follow (repeatable), besides the spec's `constraints`",
     )
     parser.add_argument(
         "--correction",
         choices=CORRECTIONS,
-        default="relabel",
         help="self-correction: relabel an instance the corrector judges otherwise (the paper's, default), "
         "filter it out and make a new one in its place (keeps the planned label balance), or off",
     )
@@ -45,21 +71,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         metavar="THRESHOLD",
         help="group checking: drop an instance whose MiniLM cosine to a kept one is at least this "
-        "(e.g. 0.9) into duplicates.jsonl",
+        "(e.g. 0.9) into duplicates.jsonl (self-reference: drop the example; default 0.95 when the "
+        "embeddings extra is installed)",
     )
     datagen.add_argument(
         "--reflect",
         type=int,
-        default=0,
         metavar="N",
         help="self-reflection: critique each instance and rewrite it when flawed, at most N times",
     )
     datagen.add_argument(
-        "--harder", action="store_true", help="rewrite each instance to be harder, keeping its label"
+        "--harder",
+        action="store_true",
+        default=None,  # None: not given (see ONLY_FOR)
+        help="rewrite each instance to be harder, keeping its label",
     )
     datagen.add_argument(
         "--verify-code",
         action="store_true",
+        default=None,
         help="code-based verification (numeric labels, e.g. math_word): the model writes a Python "
         "program, a sandbox runs it, and its answer relabels the instance; a failing program drops it",
     )
@@ -80,17 +110,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     method.add_argument(
         "--strategy",
         choices=["random", "contrastive", "similar", "tree"],
-        default="random",
-        help="how each round picks its references among earlier outputs",
+        help="how each round picks its references among earlier outputs (default random; tree makes one "
+        "call per example of the round before, in parallel with --workers)",
     )
-    method.add_argument("--batch-size", type=int, default=5, help="examples asked for per call")
-    method.add_argument("--references", type=int, default=3, help="references shown per call")
+    method.add_argument("--batch-size", type=int, help="examples asked for per call (default 5)")
+    method.add_argument("--references", type=int, help="references shown per call (default 3)")
     method.add_argument("--max-rounds", type=int, help="stop after this many rounds")
     method.add_argument(
-        "--near-duplicate", type=float, default=0.95, help="cosine above which two examples count as one"
-    )
-    method.add_argument(
-        "--patience", type=int, default=3, help="stop after this many rounds with nothing new"
+        "--patience", type=int, help="stop after this many rounds with nothing new (default 3)"
     )
     parser.add_argument("--force", action="store_true", help="resume even if the spec or program changed")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -110,17 +137,14 @@ def run(args: argparse.Namespace) -> None:
     from targen_dspy.program.correction import FILTER_ATTEMPTS
     from targen_dspy.signatures import load_task
 
+    check_method_options(args)
     spec = load_task(args.task, args.trust_spec_code)
     use_run_cache()  # disk only: memory stays flat however long the run
     if args.method == "self-reference":
         return _self_reference(spec, args)
     settings = RunSettings(
         n=args.n,
-        seeds_per_context=args.seeds_per_context,
-        workers=args.workers,
-        rpm=args.rpm,
-        tpm=args.tpm,
-        dedup=args.dedup,
+        **given(args, "seeds_per_context", "workers", "rpm", "tpm", "dedup"),
         max_attempts=FILTER_ATTEMPTS if args.correction == "filter" else PARSE_ATTEMPTS,
     )
     options = generation_options(args)
@@ -137,23 +161,40 @@ def run(args: argparse.Namespace) -> None:
     report(stats, run_dir, program.labels)
 
 
+def check_method_options(args: argparse.Namespace) -> None:
+    """A one-line error for an option given with a method that has no step for it."""
+    from targen_dspy.errors import RunError
+
+    other = "self-reference" if args.method == "targen" else "targen"
+    for dest, why in ONLY_FOR[other].items():
+        if getattr(args, dest) is not None:
+            raise RunError(f"--{dest.replace('_', '-')} applies to --method {other} only: {why}")
+    if args.method == "self-reference" and (args.workers or 1) > 1 and args.strategy != "tree":
+        raise RunError(
+            "--workers above 1 applies to --method self-reference with --strategy tree only: the other "
+            "strategies make one call per round, each on the rounds before"
+        )
+
+
+def given(args: argparse.Namespace, *names: str) -> dict:
+    """The options among `names` given on the command line (the rest keep the settings' defaults)."""
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
 def generation_options(args: argparse.Namespace):
     """The optional steps switched on by the command line (`GenerationOptions`)."""
     from targen_dspy.errors import RunError
     from targen_dspy.program.options import GenerationOptions
 
-    if args.reflect < 0:
+    if args.reflect is not None and args.reflect < 0:
         raise RunError(f"--reflect is a number of rounds, at least 0, got {args.reflect}")
-    if any(not text.strip() for text in args.constraint):
+    constraints = args.constraint or []
+    if any(not text.strip() for text in constraints):
         raise RunError("--constraint needs a rule, not an empty text")
-    return GenerationOptions(
-        constraints=tuple(text.strip() for text in args.constraint),
-        reflect_rounds=args.reflect,
-        harder=args.harder,
-        verify_code=getattr(args, "verify_code", False),
-        corpus=getattr(args, "corpus", None),
-        correction=args.correction,
-    )
+    options = given(args, "reflect", "harder", "verify_code", "corpus", "correction")
+    if "reflect" in options:
+        options["reflect_rounds"] = options.pop("reflect")
+    return GenerationOptions(constraints=tuple(text.strip() for text in constraints), **options)
 
 
 def _self_reference(spec, args: argparse.Namespace) -> None:
@@ -162,37 +203,38 @@ def _self_reference(spec, args: argparse.Namespace) -> None:
     from targen_dspy.backends import adapter_for
     from targen_dspy.engine.rounds import RoundSettings, format_example, run_self_reference
     from targen_dspy.engine.rundir import RunDirectory, self_reference_records
+    from targen_dspy.engine.runner import RunSettings
     from targen_dspy.program.self_reference import SelfReferenceGenerator
 
     settings = RoundSettings(
         n=args.n,
-        strategy=args.strategy,
-        batch_size=args.batch_size,
-        references=args.references,
-        max_rounds=args.max_rounds,
-        patience=args.patience,
-        near_duplicate=args.near_duplicate,
+        **given(args, "strategy", "batch_size", "references", "max_rounds", "patience"),
+        **({} if args.dedup is None else {"near_duplicate": args.dedup}),
     )
+    calls = RunSettings(n=args.n, **given(args, "workers", "rpm", "tpm"))
     example = format_example(spec, args.example)
     run_dir = RunDirectory(
         args.out or Path("runs") / f"{spec.name}-self-reference", self_reference_records(list(example))
     )
     program = SelfReferenceGenerator(spec, example)
     models = use_models(program, args)
+    embed = _group_check_embedder() if args.dedup is not None else _embedder(settings.strategy)
     with dspy.context(adapter=adapter_for(args.model)):
         stats = run_self_reference(
             program,
             run_dir,
             settings,
             models,
-            embed=_embedder(args.strategy),
+            calls=calls,
+            embed=embed,
             force=args.force,
             progress=not args.quiet,
         )
     spent = stats["this_invocation"]
     print(
         f"{stats['instances']} distinct examples in {run_dir.data} after {stats['rounds']} rounds "
-        f"({spent['calls']} LLM calls, {stats['failed_calls']} unparseable)"
+        f"({spent['calls']} LLM calls, {sum(stats['retries'].values())} asked again, "
+        f"{stats['failed_calls']} unparseable)"
     )
     if stats["stopped"]:
         print(f"stopped early: {stats['stopped']}")

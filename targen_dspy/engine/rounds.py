@@ -4,32 +4,34 @@ is appended. Re-running the same command resumes from the last round on disk."""
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import logging
 import math
 import random
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import dspy
-import numpy as np
-from dspy.utils.exceptions import AdapterParseError
 from tqdm import tqdm
 
 from targen_dspy.backends.hot_paths import memoized_dspy_lookups
-from targen_dspy.engine.cache import forget_last_answer
-from targen_dspy.engine.limits import RetryPolicy
+from targen_dspy.engine.limits import Unparseable
 from targen_dspy.engine.rundir import RunDirectory
 from targen_dspy.engine.runner import CallEngine, RunSettings, program_hash
 from targen_dspy.errors import RunError, SpecError
 from targen_dspy.inputs import MB, one_line, read_text
 from targen_dspy.program.distinct import normalise
-from targen_dspy.program.sampling import STRATEGIES, Embed, next_references
+from targen_dspy.program.sampling import STRATEGIES, Vectors, next_references
 from targen_dspy.program.self_reference import SelfReferenceGenerator
 from targen_dspy.signatures import TaskSpec
+from targen_dspy.text.fields import record_text, text_fields
+from targen_dspy.text.vectors import Embed, NearDuplicateFilter, record_vectors
 
 logger = logging.getLogger(__name__)
 FORMAT_EXAMPLE_ID = "format-example"
@@ -42,13 +44,15 @@ class RoundSettings:
     batch_size: int = 5
     references: int = 3
     max_rounds: int | None = None  # default: four times the rounds an ideal run needs
-    near_duplicate: float = 0.95  # cosine above which two examples count as one (with embeddings)
+    near_duplicate: float = 0.95  # cosine at which two examples count as one (with embeddings)
     patience: int = 3  # rounds in a row that yield nothing new before the run stops
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.n < 1 or self.batch_size < 1 or self.references < 1:
             raise RunError("-n, --batch-size and --references must be at least 1")
+        if not 0 < self.near_duplicate <= 1:
+            raise RunError(f"--dedup is a cosine in (0, 1], got {self.near_duplicate}")
         if self.strategy not in STRATEGIES:
             raise RunError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
 
@@ -57,26 +61,28 @@ class RoundSettings:
         return self.max_rounds or 4 * math.ceil(self.n / self.batch_size)
 
 
-class _Dedup:
-    """Exact (normalised text) and, with embeddings, near-duplicate detection over everything kept."""
+class _Distinct:
+    """An example is new when its text, normalised, is and, with a near-duplicate filter, when its cosine
+    to every kept example is below the filter's threshold."""
 
-    def __init__(self, embed: Embed | None, threshold: float):
-        self.embed, self.threshold = embed, threshold
+    def __init__(self, fields: list[str], near: NearDuplicateFilter | None):
+        self.fields, self.near = fields, near
         self.texts: set[str] = set()
-        self.vectors: list[np.ndarray] = []
 
-    def add_if_new(self, text: str) -> bool:
-        key = normalise(text)
+    def add_if_new(self, record: dict[str, Any]) -> bool:
+        key = normalise(record_text(record, self.fields))
         if not key or key in self.texts:
             return False
-        if self.embed is not None:
-            vector = self.embed([text])[0]
-            vector = vector / (np.linalg.norm(vector) or 1.0)
-            if self.vectors and float(np.max(np.stack(self.vectors) @ vector)) > self.threshold:
-                return False
-            self.vectors.append(vector)
+        if self.near is not None and self.near.check(record) is not None:
+            return False
         self.texts.add(key)
         return True
+
+    def load(self, records: list[dict[str, Any]]) -> None:
+        """Keep a resumed run's examples, already checked, without checking them again."""
+        self.texts.update(normalise(record_text(record, self.fields)) for record in records)
+        if self.near is not None:
+            self.near.load(records)
 
 
 def run_self_reference(
@@ -85,35 +91,29 @@ def run_self_reference(
     settings: RoundSettings,
     models: dict[str, str],
     *,
+    calls: RunSettings | None = None,
     embed: Embed | None = None,
-    retry: RetryPolicy | None = None,
     force: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Up to `settings.n` distinct examples into `run_dir`; returns stats, including why it stopped."""
+    """Up to `settings.n` distinct examples into `run_dir`; returns stats, including why it stopped.
+
+    `calls` are the engine's settings for the model calls: workers (a round's calls in parallel), rate
+    limits, attempts at an answer that parses, and retries; with `embed`, near-duplicates of kept
+    examples (cosine at least `settings.near_duplicate`) are dropped."""
     spec = program.spec
-    manifest = {
-        "task": spec.name,
-        "method": "self-reference",
-        "spec_hash": spec.hash,
-        "program_hash": program_hash(program),
-        "presence_penalty": program.presence_penalty,
-        "models": models,
-        "settings": asdict(settings),
-    }
-    run_dir.claim(manifest, force)
-    fields = [name for name in program.example if name != spec.label_field]
-
-    def text(record: dict[str, Any]) -> str:
-        return " \n ".join(str(record[name]) for name in fields)
-
+    calls = calls or RunSettings(n=settings.n)
+    run_dir.claim(_manifest(program, settings, calls, models), force)
+    texts = text_fields(spec)  # what near-duplicates and similar references are judged on
+    near = NearDuplicateFilter(embed, settings.near_duplicate, texts) if embed and texts else None
+    vectors = partial(record_vectors, fields=texts, embed=embed) if embed and texts else None
     records = run_dir.records()
-    dedup = _Dedup(embed, settings.near_duplicate)
-    for record in [program.example, *records]:  # a copy of the format example is not new either
-        dedup.add_if_new(text(record))
+    distinct = _Distinct([name for name in program.example if name != spec.label_field], near)
+    distinct.add_if_new({"id": FORMAT_EXAMPLE_ID, **program.example})  # a copy of it is not new either
+    distinct.load(records)
     round_ = max((r["round"] for r in records), default=-1) + 1
     last_batch = [r for r in records if r["round"] == round_ - 1]
-    engine = CallEngine(RunSettings(n=settings.n, retry=retry or RetryPolicy()))
+    engine = CallEngine(calls)
     failures, idle, stopped = 0, 0, None
     bar = tqdm(
         total=settings.n,
@@ -123,56 +123,28 @@ def run_self_reference(
         disable=not progress,
     )
     with (
-        dspy.context(disable_history=True),
+        dspy.context(disable_history=True, trace=None),
         memoized_dspy_lookups(),
         engine.meter.counting(program),
+        ThreadPoolExecutor(calls.workers, thread_name_prefix="targen") as pool,
         run_dir.appender() as data,
         run_dir.appender(run_dir.failed) as failed,
     ):
+        kept = _Kept(records, settings.n, distinct, data, bar)
         while len(records) < settings.n:
             if round_ >= settings.round_cap:
                 stopped = f"reached the cap of {settings.round_cap} rounds"
                 break
-            rng = random.Random(settings.seed * 100_003 + round_)
-            # Until something exists to refer to, the format example (always shown) is the only reference.
-            reference_sets = (
-                [[]]
-                if not records
-                else next_references(
-                    settings.strategy, records, last_batch, settings.references, rng, text, embed
-                )
-            )
             batch: list[dict[str, Any]] = []
-            for call, references in enumerate(reference_sets):
-                write = partial(
-                    program,
-                    references=references,
-                    count=settings.batch_size,
-                    sampling_seed=settings.seed + 1000 * round_ + call,
-                )
-                try:
-                    examples = engine.call(write, 1).examples
-                except AdapterParseError as exc:
-                    forget_last_answer()  # a rerun asks again instead of replaying it
+            for references, written in _round(
+                program, engine, pool, settings, round_, kept.records, last_batch, vectors
+            ):
+                if isinstance(written, Unparseable):
                     failures += 1
-                    failed.append(
-                        {"round": round_, "error": "unparseable model output", "raw": exc.lm_response}
-                    )
-                    continue
-                for new in examples:
-                    if len(records) >= settings.n or not dedup.add_if_new(text(new)):
-                        continue
-                    key = hashlib.sha256(json.dumps(new, sort_keys=True).encode()).hexdigest()[:12]
-                    record = {
-                        "id": key,
-                        **new,
-                        "round": round_,
-                        "references": [r["id"] for r in references] or [FORMAT_EXAMPLE_ID],
-                    }
-                    data.append(record)
-                    records.append(record)
-                    batch.append(record)
-                    bar.update()
+                    raw = getattr(written.error, "lm_response", None)
+                    failed.append({"round": round_, "error": "unparseable model output", "raw": raw})
+                else:
+                    batch += kept.add(written, round_, references)
             idle = 0 if batch else idle + 1
             round_ += 1
             if idle >= settings.patience:
@@ -186,10 +158,108 @@ def run_self_reference(
         "failed_calls": failures,
         "stopped": stopped,
         "labels": _label_counts(records, spec.label_field),
+        "retries": dict(engine.meter.parse_retries),
         "this_invocation": engine.meter.summary(),
     }
     run_dir.write_json(run_dir.stats, stats)
     return stats
+
+
+def _manifest(
+    program: SelfReferenceGenerator, settings: RoundSettings, calls: RunSettings, models: dict[str, str]
+) -> dict[str, Any]:
+    return {
+        "task": program.spec.name,
+        "method": "self-reference",
+        "spec_hash": program.spec.hash,
+        "program_hash": program_hash(program),
+        "presence_penalty": program.presence_penalty,
+        "models": models,
+        "settings": asdict(settings),
+        "calls": {"workers": calls.workers, "rpm": calls.rpm, "tpm": calls.tpm},
+    }
+
+
+class _Kept:
+    """The run's examples: a new, distinct one is appended to data.jsonl until there are `n`."""
+
+    def __init__(self, records: list[dict[str, Any]], n: int, distinct: _Distinct, data: Any, bar: tqdm):
+        self.records, self.n, self.distinct, self.data, self.bar = records, n, distinct, data, bar
+
+    def add(
+        self, examples: list[dict[str, Any]], round_: int, references: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """The records made of the new `examples` a call wrote with `references`."""
+        added = []
+        for example in examples:
+            key = hashlib.sha256(json.dumps(example, sort_keys=True).encode()).hexdigest()[:12]
+            if len(self.records) >= self.n or not self.distinct.add_if_new({"id": key, **example}):
+                continue
+            record = {
+                "id": key,
+                **example,
+                "round": round_,
+                "references": [r["id"] for r in references] or [FORMAT_EXAMPLE_ID],
+            }
+            self.data.append(record)
+            self.records.append(record)
+            added.append(record)
+            self.bar.update()
+        return added
+
+
+def _round(
+    program: SelfReferenceGenerator,
+    engine: CallEngine,
+    pool: ThreadPoolExecutor,
+    settings: RoundSettings,
+    round_: int,
+    records: list[dict[str, Any]],
+    last_batch: list[dict[str, Any]],
+    vectors: Vectors | None,
+) -> Iterator[tuple[list[dict[str, Any]], list[dict[str, Any]] | Unparseable]]:
+    """The round's calls, on the pool's workers, each with its references; their examples (or why none
+    parsed) are yielded in call order, so that the data is the same with any number of workers."""
+    # Until something exists to refer to, the format example (always shown) is the only reference.
+    rng = random.Random(settings.seed * 100_003 + round_)
+    reference_sets = (
+        [[]]
+        if not records
+        else next_references(settings.strategy, records, last_batch, settings.references, rng, vectors)
+    )
+    futures = [
+        pool.submit(
+            contextvars.copy_context().run,  # dspy.context(...) holds in the worker too
+            _write,
+            program,
+            engine,
+            references,
+            settings.batch_size,
+            settings.seed + 1000 * round_ + call,
+        )
+        for call, references in enumerate(reference_sets)
+    ]
+    try:
+        for references, future in zip(reference_sets, futures, strict=True):
+            yield references, future.result()
+    finally:  # an error or Ctrl-C: drop the calls that have not started
+        for future in futures:
+            future.cancel()
+
+
+def _write(
+    program: SelfReferenceGenerator,
+    engine: CallEngine,
+    references: list[dict[str, Any]],
+    count: int,
+    sampling_seed: int,
+) -> list[dict[str, Any]] | Unparseable:
+    """One call's examples, asked again (with a new sampling seed) while its answer does not parse."""
+    write = partial(program, references=references, count=count)
+    try:
+        return engine.parsed("examples", write, sampling_seed, 1).examples
+    except Unparseable as exc:
+        return exc
 
 
 def _label_counts(records: list[dict[str, Any]], label_field: str) -> dict[str, int]:

@@ -43,7 +43,7 @@ from targen_dspy.program.records import Failure, LabelStats, Record
 from targen_dspy.signatures.spec import HookFailed
 
 if TYPE_CHECKING:
-    from targen_dspy.engine.dedup import Embed
+    from targen_dspy.text.vectors import Embed
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -291,7 +291,8 @@ def run(
     run_dir.claim(manifest, force)
     group = None
     if settings.dedup is not None:  # numpy and the embeddings only for group checking
-        from targen_dspy.engine.dedup import NearDuplicateFilter, text_fields
+        from targen_dspy.text.fields import text_fields
+        from targen_dspy.text.vectors import NearDuplicateFilter
 
         group = NearDuplicateFilter(embed, settings.dedup, text_fields(spec))
         group.load(run_dir.iter_records())  # a resumed run's kept instances, embedded again

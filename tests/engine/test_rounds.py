@@ -7,6 +7,7 @@ from targen_dspy.cli import main
 from targen_dspy.engine.limits import RetryPolicy
 from targen_dspy.engine.rounds import RoundSettings, format_example, run_self_reference
 from targen_dspy.engine.rundir import RunDirectory
+from targen_dspy.engine.runner import RunSettings
 from targen_dspy.errors import RunError
 from targen_dspy.program.self_reference import SelfReferenceGenerator
 from tests.conftest import json_lm
@@ -26,7 +27,7 @@ def generate(spec, path, lm, **settings):
             RunDirectory(path),
             RoundSettings(**settings),
             {"generator": "dummy"},
-            retry=RetryPolicy(max_retries=0),
+            calls=RunSettings(n=settings["n"], retry=RetryPolicy(max_retries=0)),
             progress=False,
         )
 
@@ -62,11 +63,17 @@ def test_rounds_with_nothing_new_stop_clearly(rte, tmp_path):
     assert stats["rounds"] == 3
 
 
-def test_examples_outside_the_label_set_are_rejected(rte, tmp_path):
-    lm = json_lm([{"examples": [ex(0, label="maybe")]}])
+def test_examples_outside_the_label_set_are_asked_again_then_rejected(rte, tmp_path):
+    lm = json_lm([{"examples": [ex(0, label="maybe")]}] * 3)  # every attempt of the call
     stats = generate(rte, tmp_path, lm, n=2, batch_size=1, patience=1)
-    assert stats["instances"] == 0 and stats["failed_calls"] == 1
+    assert stats["instances"] == 0 and stats["failed_calls"] == 1 and stats["retries"] == {"examples": 2}
     assert "maybe" in json.loads((tmp_path / "failed.jsonl").read_text().splitlines()[0])["raw"]
+
+
+def test_an_unparseable_answer_is_asked_again(rte, tmp_path):
+    lm = json_lm([{"examples": [ex(0, label="maybe")]}, {"examples": [ex(0), ex(1)]}])
+    stats = generate(rte, tmp_path, lm, n=2, batch_size=2)
+    assert stats["instances"] == 2 and stats["failed_calls"] == 0 and stats["retries"] == {"examples": 1}
 
 
 def test_resume_continues_from_the_last_round(rte, tmp_path):

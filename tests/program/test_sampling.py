@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from targen_dspy.program.sampling import next_references
+from targen_dspy.text.vectors import record_vectors
 
 # Three clusters on the unit circle: sport near (1, 0), finance near (0, 1), art near (-1, 0).
 VECTORS = {
@@ -15,7 +16,7 @@ VECTORS = {
     "finance a": (0.0, 1.0),
     "finance b": (0.1, 0.95),
     "art a": (-1.0, 0.0),
-    "art b": (-0.95, -0.1),
+    "art b": (-0.9, -0.3),
 }
 POOL = [{"id": name, "text": name} for name in VECTORS]
 LAST = [POOL[0], POOL[1]]  # the last batch: two sport examples
@@ -25,8 +26,12 @@ def embed(texts):
     return np.array([VECTORS[t] for t in texts])
 
 
+def vectors(records):
+    return record_vectors(records, ["text"], embed)
+
+
 def pick(strategy, k=2, seed=0):
-    return next_references(strategy, POOL, LAST, k, random.Random(seed), lambda r: r["text"], embed)
+    return next_references(strategy, POOL, LAST, k, random.Random(seed), vectors)
 
 
 def ids(reference_sets):
@@ -53,6 +58,6 @@ def test_random_draws_k_from_the_whole_pool_reproducibly():
 
 def test_similarity_strategies_need_embeddings_and_known_names():
     with pytest.raises(ValueError, match="needs sentence embeddings"):
-        next_references("similar", POOL, LAST, 2, random.Random(0), lambda r: r["text"], None)
+        next_references("similar", POOL, LAST, 2, random.Random(0), None)
     with pytest.raises(ValueError, match="unknown strategy"):
-        next_references("greedy", POOL, LAST, 2, random.Random(0), lambda r: r["text"], embed)
+        next_references("greedy", POOL, LAST, 2, random.Random(0), vectors)
