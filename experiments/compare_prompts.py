@@ -397,7 +397,7 @@ def downstream(
     if key in known:
         return DownstreamResult(**{**known[key], "round_accuracies": tuple(known[key]["round_accuracies"])})
     result = evaluate(
-        records, test, spec.name, encoder, rounds=args.rounds, seed=args.seed, progress=not args.quiet
+        records, test, spec, encoder, rounds=args.rounds, seed=args.seed, progress=not args.quiet
     )
     known[key] = asdict(result)
     cache.write_text(json.dumps(known, indent=1), encoding="utf-8")

@@ -70,6 +70,7 @@ RESERVED_NAMES = frozenset(
 )
 # Spec keys added after specs were first hashed: hashed only when set (see TaskSpec.hash).
 OPTIONAL_KEYS = ("attributes", "constraints", "label_type", "label_description", "rationale_field")
+UNHASHED_KEYS = ("downstream",)  # shape no prompt: runs and compiled programs stay valid when they change
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 _REFERENCE = re.compile(r"^\$([a-z][a-z0-9_]*)$")
 
@@ -177,6 +178,49 @@ class SeedSpec(_Frozen):
     _parts_shorthand = field_validator("parts", mode="before")(_fields_from_yaml)
 
 
+# --- downstream layout: how a classifier reads an instance (analysis only: not part of the spec hash) ---
+class DownstreamSpec(_Frozen):
+    """Which fields the downstream classifier (`targen analyze`, `analysis.downstream`) reads."""
+
+    inputs: tuple[str, ...] = Field(
+        min_length=1, description="Text fields the classifier reads, embedded and crossed pairwise."
+    )
+    choices: tuple[str, ...] = Field(
+        default=(),
+        description="A multiple-choice task's alternatives (text fields); the label is the index of the "
+        "right one, so the labels must be 0, 1, ...",
+    )
+    condition: str | None = Field(
+        default=None,
+        description="A field with `choices` whose every value gets weights of its own (COPA's cause/effect).",
+    )
+
+
+def check_downstream(spec: TaskSpec) -> None:
+    """Raise ValueError unless the layout names distinct fields of the spec, of the kinds it needs."""
+    layout = spec.downstream
+    if layout is None:
+        return
+    named = [*layout.inputs, *layout.choices, *([layout.condition] if layout.condition else [])]
+    for name in named:
+        if name not in spec.fields:
+            raise ValueError(f"downstream names {name!r}, which is not one of the fields {list(spec.fields)}")
+    if len(set(named)) != len(named):
+        raise ValueError(f"downstream names a field twice: {named}")
+    for name in [*layout.inputs, *layout.choices]:
+        if spec.fields[name].type != "text" or spec.fields[name].choices:
+            raise ValueError(f"downstream: {name!r} is not a free-text field; a classifier embeds text")
+    if layout.condition and not spec.fields[layout.condition].choices:
+        raise ValueError(f"downstream.condition {layout.condition!r} must be a field with `choices`")
+    if layout.choices and spec.label_values != tuple(range(len(layout.choices))):
+        raise ValueError(
+            f"downstream.choices: the labels must be the choices' indices {list(range(len(layout.choices)))}"
+        )
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+
 class TaskSpec(_Frozen):
     """A task, described well enough to generate labeled instances of it without any examples."""
 
@@ -223,6 +267,10 @@ class TaskSpec(_Frozen):
     constraints: tuple[str, ...] = Field(
         default=(), description="Free-text rules every generation step must follow."
     )
+    downstream: DownstreamSpec | None = Field(
+        default=None,
+        description="Which fields the downstream classifier reads (default: every free-text field).",
+    )
 
     _fields_shorthand = field_validator("fields", "generate", mode="before")(_fields_from_yaml)
     # The postprocess function, bound by `parse_spec` under the caller's trust decision.
@@ -266,6 +314,11 @@ class TaskSpec(_Frozen):
                 self.validate_example(example)
             except SpecError as exc:
                 raise ValueError(f"examples[{i}] {exc}") from None
+        return self
+
+    @model_validator(mode="after")
+    def _downstream_fields(self) -> TaskSpec:
+        check_downstream(self)
         return self
 
     def _check_seed(self) -> None:
@@ -445,7 +498,8 @@ class TaskSpec(_Frozen):
         """Content hash: two specs with the same meaning have the same hash, whatever their file says.
         Optional keys left empty are not hashed, so a spec written before they existed keeps its hash."""
         unset = {name for name in OPTIONAL_KEYS if not getattr(self, name)}
-        return hashlib.sha256(self.model_dump_json(exclude=unset).encode()).hexdigest()[:16]
+        content = self.model_dump_json(exclude={*unset, *UNHASHED_KEYS})
+        return hashlib.sha256(content.encode()).hexdigest()[:16]
 
 
 def _strict_row(name: str, columns: dict[str, Any]) -> TypeAdapter:

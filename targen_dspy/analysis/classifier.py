@@ -7,10 +7,11 @@ does not shrink with the set size, so a C that suits 2,500 real instances flatte
 on 200 synthetic ones. Each dataset gets the C of `C_GRID` with the best cross-validated log
 likelihood of its gold labels (the best member of the family, as V-information is defined).
 
-A `Layout` says how a task's records become features. Text fields are embedded and crossed pairwise
-(u, v, |u-v|, u*v, as in InferSent). A multiple-choice task (COPA) is scored choice by choice: each
-choice is crossed with the text fields, a binary model scores it, and the label is the index of the
-best choice. A condition field (COPA's cause/effect) gives each of its values its own weights.
+A `Layout` says how a task's records become features; a task's spec declares it (`downstream:`). Text
+fields are embedded and crossed pairwise (u, v, |u-v|, u*v, as in InferSent). A multiple-choice task
+(COPA) is scored choice by choice: each choice is crossed with the text fields, a binary model scores
+it, and the label is the index of the best choice. A condition field (COPA's cause/effect) gives each
+of its values its own weights.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from tqdm import tqdm
 from targen_dspy.analysis.embeddings import Encoder
 from targen_dspy.analysis.records import Record, label_key
 from targen_dspy.errors import SpecError
+from targen_dspy.signatures import TaskSpec
+from targen_dspy.text.fields import text_fields
 
 # Inverse regularisation strengths tried. On real RTE, COPA and WiC the best was 1e-4 to 1e-3 (features
 # are many and correlated); small, clean synthetic sets need weaker regularisation.
@@ -58,30 +61,18 @@ class Layout:
         return (*self.texts, *self.choices, *((self.condition,) if self.condition else ()))
 
 
-# SuperGLUE's field names (see ../shared/data/SOURCES.md).
-# WiC's target word is left out: both sentences hold it.
-LAYOUTS = {
-    "rte": Layout(texts=("premise", "hypothesis")),
-    "cb": Layout(texts=("premise", "hypothesis")),
-    "axg": Layout(texts=("premise", "hypothesis")),
-    "boolq": Layout(texts=("question", "passage")),
-    "wic": Layout(texts=("sentence1", "sentence2")),
-    "copa": Layout(
-        texts=("premise",),
-        choices=("choice1", "choice2"),
-        condition="question",
-        condition_values=("cause", "effect"),
-    ),
-}
-
-
-def layout_for(task: str) -> Layout:
-    """The layout of a SuperGLUE task name."""
-    if task not in LAYOUTS:
-        raise SpecError(
-            f"no classifier layout for task {task!r}: use one of {', '.join(LAYOUTS)} or a Layout"
-        )
-    return LAYOUTS[task]
+def layout_for(spec: TaskSpec) -> Layout:
+    """The layout a task's spec declares (`downstream:`), or else its free-text fields as the inputs."""
+    declared = spec.downstream
+    if declared is None:
+        return Layout(texts=tuple(text_fields(spec)))
+    condition = declared.condition
+    return Layout(
+        texts=declared.inputs,
+        choices=declared.choices,
+        condition=condition,
+        condition_values=tuple(spec.fields[condition].choices) if condition else (),
+    )
 
 
 @dataclass(frozen=True)

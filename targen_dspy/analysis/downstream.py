@@ -8,7 +8,7 @@ resampling the training set (and refitting) and the test set, so it covers both 
 training sample and the size of the test set.
 
     encoder = load_encoder()
-    result = evaluate(train_records, val_records, "rte", encoder)
+    result = evaluate(train_records, val_records, load_task("rte"), encoder)
     print(result)  # accuracy 0.58 (95% CI 0.52-0.64), 200 train / 277 test, 10 rounds
 """
 
@@ -33,6 +33,7 @@ from targen_dspy.analysis.classifier import (
 )
 from targen_dspy.analysis.embeddings import Encoder
 from targen_dspy.analysis.records import Record, check_fields
+from targen_dspy.signatures import TaskSpec
 
 logger = logging.getLogger(__name__)
 ROUNDS = 10
@@ -60,7 +61,7 @@ class DownstreamResult:
 def evaluate(
     train: Sequence[Record],
     test: Sequence[Record],
-    layout: Layout | str,
+    layout: Layout | TaskSpec,
     encoder: Encoder,
     *,
     label_field: str = "label",
@@ -73,8 +74,8 @@ def evaluate(
 
     Args:
         train: records with the layout's fields and `label_field` (e.g. a run's data.jsonl).
-        test: records in the same layout (e.g. ../shared/data/TASK/val.jsonl).
-        layout: a `Layout`, or a SuperGLUE task name: rte, cb, boolq, wic, copa.
+        test: records in the same layout (e.g. a real split of the task).
+        layout: a `Layout`, or a task spec: the layout it declares (`downstream:`).
         encoder: from `embeddings.load_encoder()`; reuse one so that the test set is embedded once.
         rounds: bootstrap rounds for the interval; seeds `seed` .. `seed + rounds - 1`.
         c: the classifier's regularisation; by default the best of `C_GRID` in a cross-validation
@@ -83,7 +84,7 @@ def evaluate(
     Raises:
         SpecError: a record lacks a field of the layout or has a label the layout cannot read.
     """
-    if isinstance(layout, str):
+    if isinstance(layout, TaskSpec):
         layout = layout_for(layout)
     for name, records in (("training set", train), ("test set", test)):
         check_fields(records, [*layout.fields, label_field], name)

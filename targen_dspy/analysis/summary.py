@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from targen_dspy.analysis.classifier import LAYOUTS, Layout, encode
+from targen_dspy.analysis.classifier import Layout, encode, layout_for
 from targen_dspy.analysis.embeddings import Encoder
 from targen_dspy.analysis.lexical import LexicalStats, lexical_stats
 from targen_dspy.analysis.pvi import FOLDS, PviResult, pvi
@@ -100,7 +100,7 @@ def analyse(
     fields = tuple(text_fields(spec, data.records, label_field))
     if not fields:
         raise SpecError(f"{data.path} has no text fields; pass --task to name them")
-    layout = LAYOUTS.get(spec.name, Layout(texts=fields)) if spec else Layout(texts=fields)
+    layout = layout_for(spec) if spec else Layout(texts=fields)
     for dataset in datasets:
         check_fields(dataset.records, list(dict.fromkeys([*fields, *layout.fields])), dataset.path)
     sample = min(len(dataset.records) for dataset in datasets)

@@ -8,8 +8,11 @@ it leaves to litellm.
 
 from __future__ import annotations
 
+import importlib
 import os
 import socket
+import sys
+from types import ModuleType
 from typing import Any
 from urllib.parse import urlparse
 
@@ -21,12 +24,25 @@ from targen_dspy.errors import ModelError, redact
 
 # A local OpenAI-compatible server ignores the key, but the client insists on one.
 PLACEHOLDER_KEY = "not-needed"
+COST_MAP_VARIABLE = "LITELLM_LOCAL_MODEL_COST_MAP"
+
+
+def import_litellm() -> ModuleType:
+    """litellm, imported with the price table it ships: unless LITELLM_LOCAL_MODEL_COST_MAP says so, its
+    import fetches one from the internet (seconds of retries offline). The variable is set for the import
+    only (litellm reads it there), and only when the user has not set it."""
+    if "litellm" in sys.modules or COST_MAP_VARIABLE in os.environ:
+        return importlib.import_module("litellm")
+    os.environ[COST_MAP_VARIABLE] = "True"
+    try:
+        return importlib.import_module("litellm")
+    finally:
+        del os.environ[COST_MAP_VARIABLE]
 
 
 def check_provider(model: str) -> str:
     """The litellm provider of `model`, or a ModelError naming the problem."""
-    import litellm
-
+    litellm = import_litellm()
     litellm.suppress_debug_info = True  # it prints a provider list on stdout otherwise
     try:
         _, provider, _, _ = litellm.get_llm_provider(model)
@@ -39,9 +55,7 @@ def check_provider(model: str) -> str:
 
 
 def check_key(model: str) -> None:
-    import litellm
-
-    missing = litellm.validate_environment(model=model).get("missing_keys") or []
+    missing = import_litellm().validate_environment(model=model).get("missing_keys") or []
     if missing:
         raise ModelError(
             f"{model} needs {', '.join(missing)} in the environment (or pass --api-base for a local server)"

@@ -124,10 +124,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from targen_dspy.engine.cache import run_cache
+    from targen_dspy.signatures import load_task
+
+    check_method_options(args)
+    spec = load_task(args.task, args.trust_spec_code)
+    with run_cache():  # disk only: memory stays flat however long the run
+        if args.method == "self-reference":
+            _self_reference(spec, args)
+        else:
+            _targen(spec, args)
+
+
+def _targen(spec, args: argparse.Namespace) -> None:
     import dspy
 
     from targen_dspy.backends import adapter_for
-    from targen_dspy.engine.cache import use_run_cache
     from targen_dspy.engine.limits import PARSE_ATTEMPTS
     from targen_dspy.engine.rundir import RunDirectory, targen_records
     from targen_dspy.engine.runner import RunSettings
@@ -135,13 +147,7 @@ def run(args: argparse.Namespace) -> None:
     from targen_dspy.optimizers import load_compiled
     from targen_dspy.program import TarGEN
     from targen_dspy.program.correction import FILTER_ATTEMPTS
-    from targen_dspy.signatures import load_task
 
-    check_method_options(args)
-    spec = load_task(args.task, args.trust_spec_code)
-    use_run_cache()  # disk only: memory stays flat however long the run
-    if args.method == "self-reference":
-        return _self_reference(spec, args)
     settings = RunSettings(
         n=args.n,
         **given(args, "seeds_per_context", "workers", "rpm", "tpm", "dedup"),

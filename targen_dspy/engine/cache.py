@@ -15,7 +15,9 @@ looked up or stored; the engine drops that entry when the answer does not parse.
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,11 +52,24 @@ class RunCache(Cache):
             self.disk_cache.delete(key)
 
 
-def use_run_cache() -> None:
-    """Point DSPy's cache at the run store (process-wide: call from entry points such as the CLI); a
-    second call keeps the store the first one opened."""
-    if not isinstance(dspy.cache, RunCache):
-        dspy.cache = RunCache(str(Path(dspy.cache.disk_cache_dir) / "targen-runs"))
+@contextlib.contextmanager
+def run_cache() -> Iterator[RunCache]:
+    """DSPy's cache pointed at the run store while inside, and the caller's cache back afterwards.
+
+    DSPy reads its cache from the module attribute `dspy.cache`, so while this lasts it holds for every
+    thread of the process: enter it where a command runs (the CLI), not in library code. Inside a run
+    cache already (nested, or a test's), that store is kept."""
+    previous = dspy.cache
+    if isinstance(previous, RunCache):
+        yield previous
+        return
+    cache = RunCache(str(Path(previous.disk_cache_dir) / "targen-runs"))
+    dspy.cache = cache
+    try:
+        yield cache
+    finally:
+        dspy.cache = previous
+        cache.disk_cache.close()
 
 
 def forget_last_answer() -> None:

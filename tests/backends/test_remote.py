@@ -85,3 +85,20 @@ def test_bounded_schema_limits_free_strings_and_lists_only():
     assert bounded["properties"]["items"]["items"]["minLength"] == 1
     assert "maxLength" not in bounded["properties"]["label"]
     assert "maxItems" not in schema["properties"]["items"]  # the input is not modified
+
+
+def test_litellm_gets_its_bundled_price_table_without_a_variable_left_set():
+    """Importing the package sets nothing; litellm is imported with its own price table (no fetch from
+    the internet), and the variable that says so is gone again afterwards."""
+    script = (
+        "import os, targen_dspy\n"
+        "assert 'LITELLM_LOCAL_MODEL_COST_MAP' not in os.environ\n"
+        "from targen_dspy.backends.remote import import_litellm\n"
+        "import_litellm()\n"
+        "from litellm.litellm_core_utils.get_model_cost_map import _cost_map_source_info as source\n"
+        "print(source.source, source.is_env_forced, os.environ.get('LITELLM_LOCAL_MODEL_COST_MAP'))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "LITELLM_LOCAL_MODEL_COST_MAP"}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["local", "True", "None"]

@@ -164,8 +164,44 @@ def test_user_spec_file_with_bare_string_fields(tmp_path):
     path = tmp_path / "urgency.yaml"
     data = _raw("rte")
     data.update(name="urgency", fields={"ticket": "A support ticket"}, examples=[])
+    del data["downstream"]  # rte's names its fields
     data["seed"] = {"description": "A product feature", "field": None}
     path.write_text(yaml.safe_dump(data))
     spec = load(str(path))
     assert spec.fields["ticket"].description == "A support ticket"
     assert list(spec.written_fields) == ["ticket"]
+
+
+@pytest.mark.parametrize(
+    ("task", "downstream", "message"),
+    [
+        ("rte", {"inputs": ["premise", "claim"]}, "downstream names 'claim', which is not one of the fields"),
+        ("rte", {"inputs": []}, "inputs"),
+        ("rte", {"inputs": ["premise"], "extra": 1}, "extra"),
+        ("rte", {"inputs": ["premise", "premise"]}, "names a field twice"),
+        (
+            "rte",
+            {"inputs": ["premise"], "choices": ["hypothesis"]},
+            "the labels must be the choices' indices",
+        ),
+        ("rte", {"inputs": ["premise"], "condition": "hypothesis"}, "must be a field with `choices`"),
+        ("copa", {"inputs": ["premise", "question"]}, "'question' is not a free-text field"),
+        ("wic", {"inputs": ["sentence1", "start1"]}, "'start1' is not a free-text field"),
+    ],
+)
+def test_a_downstream_layout_names_fields_of_the_kinds_it_needs(task, downstream, message):
+    data = {**_raw(task), "downstream": downstream}
+    with pytest.raises(SpecError) as err:
+        parse_spec(data, source="my.yaml")
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_downstream_layout_is_not_hashed():
+    """It shapes no prompt: runs and compiled programs stay valid when it is added or changed."""
+    data = _raw("rte")
+    assert parse_spec({**data, "downstream": {"inputs": ["hypothesis"]}}).hash == load_task("rte").hash
+    assert parse_spec({k: v for k, v in data.items() if k != "downstream"}).hash == load_task("rte").hash
+
+
+def test_every_catalogue_task_declares_its_downstream_layout():
+    assert all(load_task(name).downstream is not None for name in catalogue_names())
