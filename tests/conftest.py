@@ -5,6 +5,8 @@ import os
 import tempfile
 
 os.environ.setdefault("DSPY_CACHEDIR", tempfile.mkdtemp(prefix="targen-test-cache-"))
+# As the CLI does for its process: the price tables DSPy and litellm ship, not a download (offline).
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import dspy  # noqa: E402
 import pytest  # noqa: E402

@@ -21,9 +21,10 @@ import dspy
 from tqdm import tqdm
 
 from targen_dspy.backends.hot_paths import memoized_dspy_lookups
+from targen_dspy.engine.calls import CallEngine, RunSettings
 from targen_dspy.engine.limits import Unparseable
 from targen_dspy.engine.rundir import RunDirectory
-from targen_dspy.engine.runner import CallEngine, RunSettings, program_hash
+from targen_dspy.engine.runner import program_hash
 from targen_dspy.errors import RunError, SpecError
 from targen_dspy.inputs import MB, one_line, read_text
 from targen_dspy.program.distinct import normalise

@@ -39,7 +39,7 @@ def test_generate_gives_the_callers_cache_back(tmp_path):
             str(tmp_path),
             "-q",
             "--model",
-            "openai/served",
+            "openai/cache-scope",
             "--api-base",
             server.api_base,
         ]
