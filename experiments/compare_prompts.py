@@ -550,13 +550,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     # `kill` stops a background run like Ctrl-C does: the engine's and timed()'s cleanup still runs
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    import dspy
-
     from targen_dspy.analysis.embeddings import load_encoder
-    from targen_dspy.backends import adapter_for, build_lm
-    from targen_dspy.errors import TargenError
-    from targen_dspy.optimizers.program_file import RECORD_KEY
-    from targen_dspy.program import TarGEN
     from targen_dspy.signatures import load_task
 
     spec = load_task(args.task)
@@ -571,61 +565,25 @@ def main(argv: Sequence[str] | None = None) -> None:
     experiment = _experiment_dir(args)
     experiment.mkdir(parents=True, exist_ok=True)
     encoder = load_encoder()
-    lm = build_lm(args.model, api_base=args.api_base)
 
-    sets: dict[str, tuple[Path, list[dict]]] = {}
-    generation: dict[str, dict[str, Any]] = {}
-    correctors: dict[str, float] = {}
-    scores = None
-    with dspy.context(adapter=adapter_for(args.model)):
-        for method in args.methods:
-            try:
-                if args.judge_only:
-                    generation[method] = on_disk(experiment / "runs" / method)
-                elif method.startswith("targen"):
-                    if scores is None:  # compiled once, also when only the hand-written run is asked for
-                        compiled, scores = compiled_program(
-                            spec, [train[i] for i in gold_rows], gold_rows, experiment, lm, args
-                        )
-                    program = compiled if method == "targen-compiled" else TarGEN(spec)
-                    program.set_lm(lm)
-                    generation[method] = generate_targen(program, method, experiment, args)
-                else:
-                    generation[method] = generate_self_reference(spec, method, experiment, lm, encoder, args)
-            except TargenError as exc:  # one method's failure should not lose the others' results
-                print(f"{method} failed: {exc}", file=sys.stderr)
-                generation[method] = {"instances": 0, "failed": "-", "stopped": str(exc)}
-                continue
-            data = experiment / "runs" / method / "data.jsonl"
-            sets[method] = (data, _records(data))
-    ordered: dict[str, tuple[Path, list[dict]]] = {}
-    for method in [m for m in METHODS if m in sets]:  # table order, not run order
-        ordered[method] = data, records = sets[method]
-        if method.startswith("targen"):
-            # The labels the generator was asked for, before self-correction: the ablation, and the only
-            # trainable set when a weak corrector maps everything to one label.
-            before = [{**r, spec.label_field: r["constrained_label"]} for r in records]
-            ordered[method + BEFORE] = (data, before)
-    sets = ordered
+    sets, generation, scores = _generate_all(
+        spec, [train[i] for i in gold_rows], gold_rows, experiment, encoder, args
+    )
+    sets = _with_ablations(spec, sets)
     sets[REAL] = (train_path, [train[i] for i in real_rows])
-    if args.judge_only and _program_path(experiment, args).exists():
-        record = json.loads(_program_path(experiment, args).read_text(encoding="utf-8"))
-        scores = record[RECORD_KEY]["scores"]
-    if scores:
-        correctors = {
+    scores = _compile_scores(experiment, args) if args.judge_only else scores
+    correctors = (
+        {
             "targen-hand": scores["correction_accuracy"]["hand_written"],
             "targen-compiled": scores["correction_accuracy"]["compiled"],
         }
-
+        if scores
+        else {}
+    )
     with timed(experiment, "judge"):
         rows, analyses = judge(spec, sets, test, correctors, encoder, experiment, args)
         majority = max(Counter(json.dumps(r[spec.label_field]) for r in test).values()) / len(test)
         plot(rows, analyses["sets"], majority, experiment)
-    targen_runs = [experiment / "runs" / m / "materials.json" for m in generation if m.startswith("targen")]
-    shared = experiment / "materials.json"
-    same = len(targen_runs) > 1 and all(
-        p.read_bytes() == shared.read_bytes() for p in targen_runs if p.exists()
-    )
     result = {
         "command": " ".join(["python experiments/compare_prompts.py", *(argv or sys.argv[1:])]),
         "started": started,
@@ -638,7 +596,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "test_size": len(test),
         "majority": majority,
         "analysis_size": analyses["size"],
-        "same_materials": "yes" if same else "n/a (one TarGEN run)" if len(targen_runs) < 2 else "no",
+        "same_materials": _same_materials(experiment, generation),
         "generation": generation,
         "rows": [asdict(row) for row in rows],
         "timings": json.loads((experiment / "timings.json").read_text(encoding="utf-8")),
@@ -646,6 +604,74 @@ def main(argv: Sequence[str] | None = None) -> None:
     (experiment / "results.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
     (experiment / "table.md").write_text(section(result, "."), encoding="utf-8")
     print(f"\n{section(result, str(experiment))}\nwritten to {experiment} and {write_summary(args.out)}")
+
+
+def _generate_all(
+    spec, gold: list[dict], gold_rows: list[int], experiment: Path, encoder, args: argparse.Namespace
+) -> tuple[dict[str, tuple[Path, list[dict]]], dict[str, dict[str, Any]], dict | None]:
+    """Each method's run (or, with --judge-only, what is on disk): its data, its figures, and the compile
+    scores when a compiled program was made. One method's failure does not lose the others' results."""
+    import dspy
+
+    from targen_dspy.backends import adapter_for, build_lm
+    from targen_dspy.errors import TargenError
+    from targen_dspy.program import TarGEN
+
+    lm = build_lm(args.model, api_base=args.api_base)
+    sets: dict[str, tuple[Path, list[dict]]] = {}
+    generation: dict[str, dict[str, Any]] = {}
+    scores = None
+    with dspy.context(adapter=adapter_for(args.model)):
+        for method in args.methods:
+            try:
+                if args.judge_only:
+                    generation[method] = on_disk(experiment / "runs" / method)
+                elif method.startswith("targen"):
+                    if scores is None:  # compiled once, also when only the hand-written run is asked for
+                        compiled, scores = compiled_program(spec, gold, gold_rows, experiment, lm, args)
+                    program = compiled if method == "targen-compiled" else TarGEN(spec)
+                    program.set_lm(lm)
+                    generation[method] = generate_targen(program, method, experiment, args)
+                else:
+                    generation[method] = generate_self_reference(spec, method, experiment, lm, encoder, args)
+            except TargenError as exc:
+                print(f"{method} failed: {exc}", file=sys.stderr)
+                generation[method] = {"instances": 0, "failed": "-", "stopped": str(exc)}
+                continue
+            data = experiment / "runs" / method / "data.jsonl"
+            sets[method] = (data, _records(data))
+    return sets, generation, scores
+
+
+def _with_ablations(spec, sets: dict[str, tuple[Path, list[dict]]]) -> dict[str, tuple[Path, list[dict]]]:
+    """The sets in table order, each TarGEN set followed by its labels before self-correction: the
+    ablation, and the only trainable set when a weak corrector maps everything to one label."""
+    ordered: dict[str, tuple[Path, list[dict]]] = {}
+    for method in [m for m in METHODS if m in sets]:
+        ordered[method] = data, records = sets[method]
+        if method.startswith("targen"):
+            before = [{**r, spec.label_field: r["constrained_label"]} for r in records]
+            ordered[method + BEFORE] = (data, before)
+    return ordered
+
+
+def _compile_scores(experiment: Path, args: argparse.Namespace) -> dict | None:
+    """The scores recorded in the experiment's compiled program, when there is one (--judge-only)."""
+    from targen_dspy.optimizers.program_file import RECORD_KEY
+
+    path = _program_path(experiment, args)
+    if not path.exists():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))[RECORD_KEY]["scores"]
+
+
+def _same_materials(experiment: Path, generation: dict[str, dict[str, Any]]) -> str:
+    """Whether the TarGEN runs shared their contexts and seeds (the comparison isolates the prompts)."""
+    runs = [experiment / "runs" / m / "materials.json" for m in generation if m.startswith("targen")]
+    if len(runs) < 2:
+        return "n/a (one TarGEN run)"
+    shared = (experiment / "materials.json").read_bytes()
+    return "yes" if all(p.read_bytes() == shared for p in runs if p.exists()) else "no"
 
 
 if __name__ == "__main__":
