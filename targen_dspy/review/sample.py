@@ -21,8 +21,11 @@ def stratified_sample(entries: Sequence[Entry], share: float = SHARE, seed: int 
     if not 0 < share <= 1:
         raise ValueError(f"the sample share must be in (0, 1], got {share}")
     strata: dict[tuple[str, bool], list[str]] = {}
+    seen: set[str] = set()
     for entry in entries:
-        strata.setdefault((entry.label, entry.relabeled), []).append(entry.id)
+        if entry.id not in seen:  # an id written twice (a hand-edited run) is one instance to review
+            seen.add(entry.id)
+            strata.setdefault((entry.label, entry.relabeled), []).append(entry.id)
     rng = random.Random(seed)
     picked = [
         chosen

@@ -109,13 +109,15 @@ class ReviewApp:
         source = query.get("source", "data")
         if source not in SOURCES:
             raise BadRequest(f"source must be one of {', '.join(SOURCES)}")
-        relabeled = {"": None, "yes": True, "no": False}.get(query.get("relabeled", ""), "bad")
-        if relabeled == "bad":
+        relabeled = query.get("relabeled", "")
+        if relabeled not in ("", "yes", "no"):
             raise BadRequest("relabeled must be yes, no or empty")
         text = query.get("q", "")
         if len(text) > MAX_TEXT:
             raise BadRequest(f"the search is longer than {MAX_TEXT} characters")
-        where = Filter(source, query.get("label") or None, relabeled, text.strip())  # type: ignore[arg-type]
+        where = Filter(
+            source, query.get("label") or None, relabeled == "yes" if relabeled else None, text.strip()
+        )
         start, count = _page(query)
         total, records = self.index.search(where, start, count)
         return {"total": total, "start": start, "items": records}
@@ -215,6 +217,12 @@ def _page(query: dict[str, str]) -> tuple[int, int]:
 def make_server(app: ReviewApp, port: int = 0) -> ThreadingHTTPServer:
     """A server for `app` on 127.0.0.1 (`port` 0: a free port; see `server.server_address`)."""
 
+    api = {
+        "/api/run": lambda _query: app.run_facts(),
+        "/api/instances": app.instances,
+        "/api/review": app.review,
+    }
+
     class Handler(BaseHTTPRequestHandler):
         server_version = "targen-review"
         sys_version = ""
@@ -252,11 +260,9 @@ def make_server(app: ReviewApp, port: int = 0) -> ThreadingHTTPServer:
                 self._send(HTTPStatus.NO_CONTENT, b"", "image/x-icon")
             elif url.path.startswith("/plots/"):
                 self._plot(url.path.removeprefix("/plots/"))
-            elif url.path in ("/api/run", "/api/instances", "/api/review"):
+            elif url.path in api:
                 query = {key: values[-1] for key, values in parse_qs(url.query, max_num_fields=20).items()}
-                handler = {"/api/run": lambda _: app.run_facts(), "/api/instances": app.instances}
-                handler["/api/review"] = app.review
-                self._json(HTTPStatus.OK, handler[url.path](query))
+                self._json(HTTPStatus.OK, api[url.path](query))
             else:
                 self._json(HTTPStatus.NOT_FOUND, {"error": "no such page"})
 

@@ -44,3 +44,9 @@ def test_strata_are_interleaved_not_in_blocks():
 def test_the_share_is_checked():
     with pytest.raises(ValueError):
         stratified_sample(entries(COUNTS), 0)
+
+
+def test_an_id_written_twice_is_sampled_once():
+    run = entries({('"a"', False): 3})
+    twice = [*run, Entry("data", 99, run[0].id, '"b"', '"b"', True)]
+    assert sorted(stratified_sample(twice, 1.0)) == sorted(entry.id for entry in run)
