@@ -3,10 +3,15 @@ JSON, for tests and benchmarks of the litellm path: optional fixed latency and i
 
 It reads the output field names the adapter asks for and fills each with a distinct, plausible value;
 a corrected label echoes the proposed one, but is the next label for a share `flip_labels` of the calls
-(True: all of them), or always `judge_label` if that is set. Self-reference's `examples` are `count`
-copies of the format example, each free text (a value with a space) replaced by a new sentence.
+(True: all of them), or always `judge_label` if that is set, or, with `majority_of_demos`, the label the
+conversation's demonstrations (its earlier assistant turns) give most often: the majority-label bias of
+in-context learning (Zhao et al., 2021), so that a program with demos answers otherwise.
+Self-reference's `examples` are `count` copies of the format example, each free text (a value with a
+space) replaced by a new sentence.
 `garbage_after` makes one step answer in the wrong format: a call asking for that output field gets
-garbage once the step has had the given number of good answers (0: from the start).
+garbage once the step has had the given number of good answers (0: from the start). `hold(after=K)`
+keeps every request after the K-th waiting, unanswered, until `release()`: a client is then certainly
+in the middle of its run (`held` counts the waiting requests), whatever the speed of the machine.
 
 `GET /stats` reports its traffic (`Traffic`): requests so far, when the first came and the last was
 answered, and how many were in flight at once. A request with no messages (as some clients send to read
@@ -25,6 +30,8 @@ import re
 import sys
 import threading
 import time
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -94,16 +101,22 @@ class FakeOpenAI:
         garbage_after: dict[str, int] | None = None,
         judge_label: Any = None,
         usage_tokens: int | None = None,
+        majority_of_demos: bool = False,
     ):
         self.latency = latency
         self.faults = faults or FaultPlan()
         self.flip_labels = flip_labels
         self.judge_label = judge_label
+        self.majority_of_demos = majority_of_demos
         self.usage_tokens = usage_tokens  # tokens every answer reports (default: a quarter of its characters)
         self._flips = random.Random(0)
         self.garbage_after = dict(garbage_after or {})  # output field -> good answers before garbage
         self.answered: dict[str, int] = {}  # calls so far, by output field asked for
         self.calls = 0
+        self.held = 0  # requests waiting for `release()`
+        self._hold_after: int | None = None
+        self._gate = threading.Event()
+        self._gate.set()
         self.faults_served = 0
         self.traffic = Traffic()
         self._counter = itertools.count()
@@ -123,8 +136,21 @@ class FakeOpenAI:
         self._server.shutdown()
         self._server.server_close()
 
-    def answer(self, prompt: str) -> dict[str, Any]:
-        """The JSON object for the output fields named in the adapter's closing instruction."""
+    def hold(self, after: int) -> None:
+        """Keep the requests after the first `after` (counting from the server's start) unanswered."""
+        with self._lock:
+            self._hold_after = after
+            self._gate.clear()
+
+    def release(self) -> None:
+        """Answer the held requests (a client that is gone gets nothing) and hold no more."""
+        with self._lock:
+            self._hold_after = None
+            self._gate.set()
+
+    def answer(self, prompt: str, demos: Sequence[str] = ()) -> dict[str, Any]:
+        """The JSON object for the output fields named in the adapter's closing instruction; `demos` are
+        the conversation's earlier assistant turns."""
         request_line = _request_line(prompt)
         answer: dict[str, Any] = {}
         for name in _ASKED_FIELDS.findall(request_line):
@@ -132,7 +158,7 @@ class FakeOpenAI:
             if name in ("contexts", "seeds"):
                 answer[name] = [f"{name[:-1]} {n}-{i}: a distinct example text" for i in range(8)]
             elif name == "corrected_label":
-                answer[name] = self._label(prompt, request_line)
+                answer[name] = self._label(prompt, request_line, demos)
             elif name == "question":
                 answer[name] = "cause" if n % 2 else "effect"
             elif name == "examples":
@@ -160,7 +186,13 @@ class FakeOpenAI:
             for i in range(count)
         ]
 
-    def _label(self, prompt: str, request_line: str) -> Any:
+    def _label(self, prompt: str, request_line: str, demos: Sequence[str]) -> Any:
+        shown = Counter()
+        for demo in demos if self.majority_of_demos else ():
+            with contextlib.suppress(ValueError, KeyError, TypeError):  # a demo of another step
+                shown.update([json.loads(demo)["corrected_label"]])
+        if shown:
+            return shown.most_common(1)[0][0]
         proposed = _PROPOSED.search(prompt).group(1).strip()
         with contextlib.suppress(ValueError):
             proposed = json.loads(proposed)  # 0, 1, true, false
@@ -218,6 +250,12 @@ class FakeOpenAI:
                     fault = server.faults.rng.random() < server.faults.rate
                     kind = server.faults.rng.choice(server.faults.kinds) if fault else None
                     server.faults_served += fault
+                    held = server._hold_after is not None and server.calls > server._hold_after
+                    server.held += held
+                if held:
+                    server._gate.wait()
+                    with server._lock:
+                        server.held -= 1
                 if server.latency:
                     time.sleep(server.latency)
                 if kind == "hang":
@@ -232,7 +270,9 @@ class FakeOpenAI:
                     return
                 prompt = str(body["messages"][-1].get("content", ""))  # the request, not the demos
                 garbage = kind == "garbage" or server.garbles(prompt)
-                content = GARBAGE if garbage else json.dumps(server.answer(prompt))
+                turns = body["messages"][:-1]
+                demos = [str(m.get("content", "")) for m in turns if m.get("role") == "assistant"]
+                content = GARBAGE if garbage else json.dumps(server.answer(prompt, demos))
                 self._send(
                     200,
                     {
@@ -258,8 +298,9 @@ class FakeOpenAI:
                 self.send_header("Content-Length", str(len(data)))
                 for key, value in (headers or {}).items():
                     self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(data)
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # a client killed mid-call
+                    self.end_headers()
+                    self.wfile.write(data)
 
         return Handler
 

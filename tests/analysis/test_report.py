@@ -1,17 +1,22 @@
-"""`targen analyze` end to end on a hand-made run, and on the real RTE train split against itself."""
+"""`targen analyze` end to end on a hand-made run beside a reference whose figures are worked out by hand
+or pair by pair, and on the real RTE splits, with figures counted independently of the analysis."""
 
 import json
 import re
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from targen_dspy.analysis.records import read_jsonl
 from targen_dspy.analysis.report import write_report
 from targen_dspy.analysis.summary import Dataset, analyse
 from targen_dspy.cli import main
+from targen_dspy.signatures import load_task
 from tests.analysis.conftest import ASTRONOMY, COOKING, shared_data
+from tests.analysis.test_downstream import user_task
 
 PLOTS = ("labels.png", "cosine.png", "pvi.png", "confusion.png")
 
@@ -40,9 +45,19 @@ def run_records() -> list[dict]:
     return [*records, {**records[0], "id": "slot24"}]
 
 
-def side_by_side(report: str) -> list[list[str]]:
-    """The data and reference cells of every row of the tables with those two columns."""
-    rows, inside = [], False
+# A reference small enough to work out by hand: 5 instances of 5 tokens, the last a copy of the first.
+REFERENCE = [
+    {"premise": "The cat sat.", "hypothesis": "A cat.", "label": "entailment"},
+    {"premise": "The cat sat.", "hypothesis": "Rates rose.", "label": "not_entailment"},
+    {"premise": "Birds fly south.", "hypothesis": "Birds fly.", "label": "entailment"},
+    {"premise": "Birds fly south.", "hypothesis": "Fish swim.", "label": "not_entailment"},
+    {"premise": "The cat sat.", "hypothesis": "A cat.", "label": "entailment"},
+]
+
+
+def side_by_side(report: str) -> dict[str, list[str]]:
+    """The data and reference cells of every row of the tables with those two columns, by row name."""
+    rows, inside = {}, False
     for line in report.splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")] if line.startswith("|") else []
         if cells[1:] == ["data", "reference"]:
@@ -50,8 +65,22 @@ def side_by_side(report: str) -> list[list[str]]:
         elif not cells:
             inside = False
         elif inside and not set(cells[1]) <= {"-"}:
-            rows.append(cells[1:])
+            rows[cells[0]] = cells[1:]
     return rows
+
+
+def pairwise_cosines(records: list[dict], encoder) -> tuple[float, float]:
+    """Mean cosine over all pairs and the share with a neighbour at 0.95 or more, pair by pair: an
+    instance's vector is the sum of its two fields' unit embeddings, made unit."""
+    vectors = []
+    for record in records:
+        total = sum(v / np.linalg.norm(v) for v in encoder.embed([record["premise"], record["hypothesis"]]))
+        vectors.append(total / np.linalg.norm(total))
+    n = len(vectors)
+    cosine = [[float(vectors[i] @ vectors[j]) for j in range(n)] for i in range(n)]
+    mean = sum(cosine[i][j] for i in range(n) for j in range(i + 1, n)) / (n * (n - 1) / 2)
+    near = sum(max(cosine[i][j] for j in range(n) if j != i) >= 0.95 for i in range(n)) / n
+    return mean, near
 
 
 def test_report_of_a_run(tmp_path, encoder):
@@ -79,11 +108,26 @@ def test_report_of_a_run(tmp_path, encoder):
     assert figures["data"]["instances"] == 25 and figures["data"]["distinct_2"] == result.lexical.distinct_2
 
 
-def test_a_set_against_itself_reads_identically(tmp_path, encoder):
+def test_a_set_beside_a_reference_reports_figures_worked_out_independently(tmp_path, encoder):
     data = Dataset("data", tmp_path / "data.jsonl", run_records())
-    analysis = analyse(data, Dataset("reference", tmp_path / "copy.jsonl", run_records()), encoder)
-    rows = side_by_side(write_report(analysis, tmp_path).read_text(encoding="utf-8"))
-    assert len(rows) >= 15 and [row for row in rows if row[0] != row[1]] == []
+    analysis = analyse(data, Dataset("reference", tmp_path / "reference.jsonl", REFERENCE), encoder)
+    figures = side_by_side(write_report(analysis, tmp_path).read_text(encoding="utf-8"))
+    assert figures["entailment"] == ["9 (36.0%)", "3 (60.0%)"]
+    assert figures["not_entailment"] == ["16 (64.0%)", "2 (40.0%)"]
+    # lexical figures on 5 instances of each (the smaller set, measured whole): 25 tokens, 11 words
+    # (the cat sat a rates rose birds fly south fish swim), 11 distinct bigrams of 20
+    assert figures["instances measured"] == ["5", "5"]
+    reference = {name: cells[1] for name, cells in figures.items()}
+    assert (reference["mean tokens per instance"], reference["vocabulary size"]) == ("5.0", "11")
+    assert (reference["distinct-1"], reference["distinct-2"]) == ("0.440", "0.550")
+    for column, records in enumerate((run_records(), REFERENCE)):
+        mean, near = pairwise_cosines(records, encoder)
+        assert float(figures["mean pairwise cosine (lower: more diverse)"][column]) == pytest.approx(
+            mean, abs=2e-3
+        )
+        assert figures["near-duplicates (nearest other instance ≥ 0.95)"][column] == f"{near:.1%}"
+    # the copied pair is the only near-duplicate: 2 of the reference's 5, 2 of the data's 25
+    assert figures["near-duplicates (nearest other instance ≥ 0.95)"] == ["8.0%", "40.0%"]
 
 
 def test_sets_of_different_sizes_are_compared_on_equal_samples(tmp_path, encoder):
@@ -130,15 +174,44 @@ def test_cli_user_errors_are_one_line(args, message, tmp_path, monkeypatch, caps
 
 
 @pytest.mark.slow
-def test_real_rte_train_against_itself_reads_identically(tmp_path, encoder):
-    path = shared_data("rte", "train")
-    records = read_jsonl(path)
-    analysis = analyse(Dataset("data", path, records), Dataset("reference", path, read_jsonl(path)), encoder)
-    data, reference = analysis.sets
-    assert data.labels == reference.labels and sum(data.labels.values()) == len(records)
-    assert data.lexical == reference.lexical and data.lexical.documents == len(records)
-    assert data.cosine.mean == reference.cosine.mean
-    assert np.array_equal(data.cosine.histogram, reference.cosine.histogram)
-    assert np.array_equal(data.pvi.values, reference.pvi.values)
-    rows = side_by_side(write_report(analysis, tmp_path).read_text(encoding="utf-8"))
-    assert all(row[0] == row[1] for row in rows), rows
+def test_real_rte_train_beside_val_reports_figures_counted_independently(tmp_path, encoder):
+    train, val = shared_data("rte", "train"), shared_data("rte", "val")
+    analysis = analyse(
+        Dataset("data", train, read_jsonl(train)),
+        Dataset("reference", val, read_jsonl(val)),
+        encoder,
+        spec=load_task("rte"),
+    )
+    figures = side_by_side(write_report(analysis, tmp_path).read_text(encoding="utf-8"))
+    for column, path in enumerate((train, val)):
+        records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        for label, count in Counter(r["label"] for r in records).items():
+            assert figures[label][column] == f"{count} ({count / len(records):.1%})"
+    # the val split is the smaller set: measured whole, the train split on a sample of its size
+    documents = [f"{r['premise']}\n{r['hypothesis']}" for r in map(json.loads, val.read_text().splitlines())]
+    tokens = [token for text in documents for token in re.findall(r"\w+", text.casefold())]
+    assert figures["instances measured"] == [str(len(documents))] * 2
+    assert figures["vocabulary size"][1] == str(len(set(tokens)))
+    assert figures["distinct-1"][1] == f"{len(set(tokens)) / len(tokens):.3f}"
+    assert figures["mean tokens per instance"][1] == f"{len(tokens) / len(documents):.1f}"
+
+
+def test_cli_analyses_a_task_of_ones_own_from_its_yaml_alone(tmp_path, capsys):
+    spec = tmp_path / "headlines.yaml"
+    spec.write_text(yaml.safe_dump(user_task({"inputs": ["headline"]})), encoding="utf-8")
+    rows = [
+        {"headline": text, "note": "Something happened.", "label": label}
+        for texts, label in ((COOKING, "cooking"), (ASTRONOMY, "astronomy"))
+        for text in texts[:8]
+    ]
+    data, reference = (
+        write_jsonl(tmp_path / "data.jsonl", rows[::2]),
+        write_jsonl(tmp_path / "ref.jsonl", rows[1::2]),
+    )
+    assert main(["analyze", str(data), "--reference", str(reference), "--task", str(spec), "-q"]) == 0, (
+        capsys.readouterr().err
+    )
+    report = (tmp_path / "data-analysis" / "report.md").read_text(encoding="utf-8")
+    assert "Text fields: headline, note" in report  # diversity: every free-text field
+    assert "MiniLM-L6-v2 features (headline; pairs crossed" in report  # PVI: the declared inputs only
+    assert side_by_side(report)["cooking"] == ["4 (50.0%)", "4 (50.0%)"]

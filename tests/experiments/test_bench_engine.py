@@ -12,8 +12,6 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import pytest
-
 from targen_dspy.backends.fake_openai import FakeOpenAI
 
 _ROOT = Path(__file__).resolve().parents[2]
@@ -85,12 +83,6 @@ def test_quick_run_compares_the_bare_loop_and_targen_and_writes_nothing():
         assert float(cells[9]) > 0 and int(cells[10]) > 50  # CPU per call, peak RSS MB
     assert "hosts refused: none (1 of 2 runs checked)" in done.stdout
     assert (bench.RESULTS.stat().st_mtime_ns if bench.RESULTS.exists() else None) == written
-
-
-@pytest.mark.parametrize("argv", [["--quick"], []])
-def test_defaults(argv):
-    args = bench.parse_args(argv)
-    assert (args.n, args.workers) == (([40], [8]) if argv else ([400, 4000], [16, 64]))
 
 
 def test_clients_refuse_every_host_but_loopback():

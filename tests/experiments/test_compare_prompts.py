@@ -13,12 +13,6 @@ sys.modules[_SPEC.name] = compare  # dataclasses look their module up while bein
 _SPEC.loader.exec_module(compare)
 
 
-def test_defaults_compare_hand_written_and_compiled():
-    args = compare.parse_args(["--task", "rte"])
-    assert args.methods == ["targen-hand", "targen-compiled"]
-    assert (args.n, args.gold, args.model) == (200, 30, "local")
-
-
 @pytest.mark.parametrize(
     "argv",
     [

@@ -16,12 +16,6 @@ sys.modules[_SPEC.name] = datagen  # dataclasses look their module up while bein
 _SPEC.loader.exec_module(datagen)
 
 
-def test_defaults():
-    args = datagen.parse_args([])
-    assert (args.task, args.model, args.n, args.dedup) == ("rte", "local", 24, 0.9)
-    assert args.out == datagen.RESULTS and datagen.RESULTS.parts[-2:] == ("results", "datagen")
-
-
 @pytest.mark.parametrize("argv", [["--n", "1"], ["--dedup", "0"], ["--dedup", "1.2"]])
 def test_bad_arguments_exit_with_usage_error(argv):
     with pytest.raises(SystemExit) as exit_:

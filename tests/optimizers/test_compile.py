@@ -1,8 +1,11 @@
 import json
+from collections import Counter
 
 import dspy
 import pytest
 
+from targen_dspy.backends import build_lm
+from targen_dspy.backends.fake_openai import FakeOpenAI
 from targen_dspy.errors import SpecError
 from targen_dspy.optimizers import (
     CompileSettings,
@@ -114,20 +117,40 @@ def test_teleprompter_factory(rte):
         CompileSettings(optimizer="sgd")
 
 
-def test_bootstrap_compile_tunes_both_steps_and_reports_held_out_scores(rte):
+def test_bootstrap_compile_tunes_every_step(rte):
     program = TarGEN(rte)
     program.set_lm(oracle_lm())
     with dspy.context(adapter=dspy.JSONAdapter()):
         compiled, scores = compile_program(program, GOLD, CompileSettings(generation_slots=4), progress=False)
     assert compiled.correct.check.demos and compiled.generate.write.demos
     assert compiled.correct.check.demos != program.correct.check.demos
-    assert scores["held_out_gold_examples"] == 4
-    # 3 of the 4 held-out gold examples have the most frequent label
-    assert scores["correction_accuracy"] == {"hand_written": 100.0, "compiled": 100.0, "majority_class": 75.0}
-    assert scores["generation_score"]["compiled"] == 100.0
     # the contexts and seeds steps are tuned too: every call wrote 4 distinct, task-shaped items
     assert compiled.contexts.propose.demos and compiled.seeds.write.demos
     assert scores["contexts_score"] == scores["seeds_score"] == {"hand_written": 100.0, "compiled": 100.0}
+
+
+def test_held_out_scores_tell_the_compiled_corrector_from_the_hand_written_one(rte, fresh_run_cache):
+    """A model that echoes the proposed label unless it is shown demonstrations, and then answers the label
+    they give most often (the majority-label bias of in-context learning): the hand-written corrector
+    (no demos: the spec's examples are left out) and the compiled one answer the same cases differently."""
+    with FakeOpenAI(majority_of_demos=True) as server:
+        program = TarGEN(rte.model_copy(update={"examples": ()}))
+        program.set_lm(build_lm("openai/icl", api_base=server.api_base))
+        with dspy.context(adapter=dspy.JSONAdapter()):
+            compiled, scores = compile_program(
+                program, GOLD, CompileSettings(generation_slots=4), progress=False
+            )
+    held_out = split_gold(GOLD, 0.3).held_out
+    assert scores["held_out_gold_examples"] == len(held_out) == 4
+    accuracy = scores["correction_accuracy"]
+    # each held-out example is shown with its true label (echoed: right) and a wrong one (echoed: wrong)
+    assert accuracy["hand_written"] == 50.0
+    # with demos, every case gets the demos' majority label: right for the examples that carry it
+    shown = Counter(demo["corrected_label"] for demo in compiled.correct.check.demos)
+    majority = shown.most_common(1)[0][0]
+    assert accuracy["compiled"] == 100 * sum(row["label"] == majority for row in held_out) / len(held_out)
+    # 3 of the 4 held-out examples have the most frequent label
+    assert accuracy["majority_class"] == 75.0 and accuracy["compiled"] != accuracy["hand_written"]
 
 
 def test_save_load_round_trips_exactly_and_refuses_other_specs(rte, tmp_path):
