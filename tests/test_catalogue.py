@@ -133,7 +133,7 @@ def test_instance_from_structured_seed_gets_computed_fields_or_a_parse_error():
     ]
     with dspy.context(lm=json_lm(answers), adapter=dspy.JSONAdapter()):
         pred = TarGEN(spec)(setting="finance", seed=seed, label=False)
-        with pytest.raises(AdapterParseError, match="same sentence"):
+        with pytest.raises(AdapterParseError, match="sentence2 is the same text as sentence1"):
             TarGEN(spec)(setting="finance", seed=seed, label=True, sampling_seed=1)
     assert (pred.word, pred.start1, pred.end1, pred.start2, pred.end2) == ("bank", 14, 18, 4, 8)
     assert pred.label is False and pred.constrained_label is False and not pred.relabeled
@@ -146,9 +146,9 @@ def test_constraints_hold_for_plain_seeds_too():
     answers = [{"hypothesis": "The club won."}, {"hypothesis": "The club did not win."}]
     with dspy.context(lm=json_lm(answers), adapter=dspy.JSONAdapter()):
         with pytest.raises(AdapterParseError, match="hypothesis"):
-            InstanceGenerator(spec)(setting="sport", seed="The club lost.", label="entailment")
+            InstanceGenerator(spec)(setting="sport", seed="The club lost the final.", label="entailment")
         pred = InstanceGenerator(spec)(
-            setting="sport", seed="The club lost.", label="entailment", sampling_seed=1
+            setting="sport", seed="The club lost the final.", label="entailment", sampling_seed=1
         )
     assert pred.hypothesis == "The club did not win."
 
