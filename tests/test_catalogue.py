@@ -213,19 +213,22 @@ def test_validate_prints_each_step_signature_with_typed_fields(tmp_path, capsys)
 @pytest.mark.parametrize("task", catalogue_names())
 def test_generate_every_task_on_the_embedded_model(task, tmp_path):
     """`targen generate TASK -n 4`: schema-valid lines in SuperGLUE's names, constrained labels split
-    exactly as planned (2/1/1 for three labels), computed fields consistent, stats that add up."""
+    as planned (2/1/1 for three labels), computed fields consistent, stats that add up. A slot whose
+    answers were never task-shaped in three attempts is a failed slot (`analysis.shape`), not a line."""
     spec = load_task(task)
     assert main(["generate", task, "-n", "4", "-o", str(tmp_path), "-q"]) == 0
     records = [json.loads(line) for line in (tmp_path / "data.jsonl").read_text().splitlines()]
-    assert len(records) == 4
+    failed = tmp_path / "failed.jsonl"
+    failed_slots = [json.loads(line) for line in failed.read_text().splitlines()] if failed.exists() else []
+    assert len(records) + len(failed_slots) == 4 and records
     if spec.open_label:  # no label is chosen first: the model writes one for each seed
-        assert len({r["seed"] for r in records}) == 4
+        assert len({r["seed"] for r in records}) == len(records)
     else:
-        assert Counter(json.dumps(r["constrained_label"]) for r in records) == {
-            json.dumps(label): count for label, count in label_counts(spec, 4).items()
-        }
+        planned = {json.dumps(label): count for label, count in label_counts(spec, 4).items()}
+        written = Counter(json.dumps(r["constrained_label"]) for r in records)
+        assert all(count <= planned[label] for label, count in written.items())
     stats = json.loads((tmp_path / "stats.json").read_text())
-    assert stats["instances"] == 4 and sum(stats["labels"].values()) == 4
+    assert stats["instances"] == len(records) and sum(stats["labels"].values()) == len(records)
     for record in records:
         spec.validate_example(record)  # every field with its type, the final label in the label set
         assert inconsistencies(task, record) == []
