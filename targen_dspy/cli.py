@@ -38,8 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, format="%(name)s: %(message)s")
     from dspy.utils.exceptions import LMError
 
+    from targen_dspy.backends.remote import bundled_price_tables
+
     try:
-        COMMANDS[args.command].run(args)
+        with bundled_price_tables():  # for this command only: nothing is set at import
+            COMMANDS[args.command].run(args)
     except TargenError as exc:
         print(redact(f"targen: {exc}"), file=sys.stderr)  # messages may quote a server's error text
         return EXIT_USAGE

@@ -8,10 +8,11 @@ it leaves to litellm.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import socket
-import sys
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 from urllib.parse import urlparse
@@ -27,17 +28,25 @@ PLACEHOLDER_KEY = "not-needed"
 COST_MAP_VARIABLE = "LITELLM_LOCAL_MODEL_COST_MAP"
 
 
-def import_litellm() -> ModuleType:
-    """litellm, imported with the price table it ships: unless LITELLM_LOCAL_MODEL_COST_MAP says so, its
-    import fetches one from the internet (seconds of retries offline). The variable is set for the import
-    only (litellm reads it there), and only when the user has not set it."""
-    if "litellm" in sys.modules or COST_MAP_VARIABLE in os.environ:
-        return importlib.import_module("litellm")
+@contextlib.contextmanager
+def bundled_price_tables() -> Iterator[None]:
+    """LITELLM_LOCAL_MODEL_COST_MAP set while inside, unless the user has set it: litellm (when it is
+    imported) and DSPy's model metadata (at its first use in a run) then read the price tables they
+    ship, instead of fetching them from the internet (seconds of retries, and a warning, offline)."""
+    if COST_MAP_VARIABLE in os.environ:
+        yield
+        return
     os.environ[COST_MAP_VARIABLE] = "True"
     try:
-        return importlib.import_module("litellm")
+        yield
     finally:
-        del os.environ[COST_MAP_VARIABLE]
+        os.environ.pop(COST_MAP_VARIABLE, None)
+
+
+def import_litellm() -> ModuleType:
+    """litellm, imported with the price table it ships (see `bundled_price_tables`)."""
+    with bundled_price_tables():
+        return importlib.import_module("litellm")
 
 
 def check_provider(model: str) -> str:

@@ -89,7 +89,8 @@ def test_bounded_schema_limits_free_strings_and_lists_only():
 
 def test_litellm_gets_its_bundled_price_table_without_a_variable_left_set():
     """Importing the package sets nothing; litellm is imported with its own price table (no fetch from
-    the internet), and the variable that says so is gone again afterwards."""
+    the internet), and the variable that says so is gone again afterwards (the CLI sets it for the length
+    of a command: DSPy's model metadata reads it during a run)."""
     script = (
         "import os, targen_dspy\n"
         "assert 'LITELLM_LOCAL_MODEL_COST_MAP' not in os.environ\n"
