@@ -30,10 +30,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    # DSPy's model metadata and litellm fetch a price table from the internet on first use unless told
-    # to use the copy they ship: offline that is seconds of time-outs and a warning per process. The
-    # command owns its process, so it says so for the process (a value the user set is kept).
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, format="%(name)s: %(message)s")
     from dspy.utils.exceptions import LMError
