@@ -50,15 +50,10 @@ def oracle_lm():
         {
             "## context_kind ##": {"contexts": ["Sports news", "Finance desk", "Law courts", "Art museums"]},
             "## seed_kind ##": {
-                "seeds": [
-                    "The first seed text.",
-                    "The second seed text.",
-                    "A third seed text.",
-                    "A fourth seed text.",
-                ]
+                "seeds": ["The first seed text.", "The second seed text.", "A third seed.", "A fourth seed."]
             },
-            "## target_label ## ]]\nentailment": {"hypothesis": "It restates the premise."},
-            "## target_label ## ]]\nnot_entailment": {"hypothesis": "It adds a new claim."},
+            "## target_label ## ]]\nentailment": {"hypothesis": "A restatement."},
+            "## target_label ## ]]\nnot_entailment": {"hypothesis": "A new claim."},
             "## proposed_label ## ]]\nentailment": {"reasoning": "fits", "corrected_label": "entailment"},
             "## proposed_label ## ]]\nnot_entailment": {
                 "reasoning": "fits",
