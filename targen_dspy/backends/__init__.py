@@ -8,6 +8,7 @@ from targen_dspy.backends.compact_adapter import CompactJSONAdapter
 from targen_dspy.backends.json_adapter import SignatureCachedJSONAdapter
 from targen_dspy.backends.local import LlamaCppEngine
 from targen_dspy.backends.remote import remote_lm
+from targen_dspy.signatures.spec import TaskSpec
 
 LOCAL = "local"
 _local_engine: LlamaCppEngine | None = None
@@ -53,6 +54,7 @@ def build_lm(
     )
 
 
-def adapter_for(model: str) -> dspy.Adapter:
-    """The prompt format: terse for the small embedded model, DSPy's JSONAdapter for the rest."""
-    return CompactJSONAdapter() if model == LOCAL else SignatureCachedJSONAdapter()
+def adapter_for(model: str, spec: TaskSpec | None = None) -> dspy.Adapter:
+    """The prompt format: terse for the small embedded model, with the task's formatting example and
+    word bounds when `spec` is given; DSPy's JSONAdapter for the rest."""
+    return CompactJSONAdapter(spec) if model == LOCAL else SignatureCachedJSONAdapter()
