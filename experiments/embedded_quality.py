@@ -123,12 +123,13 @@ def generate(spec: Any, config: str, lm: Any, args: argparse.Namespace) -> Cell:
         adapter = adapter_for(args.model, task_spec)
     run_dir = RunDirectory(args.out / spec.name / config.replace(":", "-"))
     print(f"{spec.name} {config}: {args.n} instances", flush=True)
-    started, error, stats = time.monotonic(), None, {}
+    started, error, calls = time.monotonic(), None, 0
     try:
         with dspy.context(adapter=adapter):
             stats = run(
                 program, run_dir, RunSettings(n=args.n), {"generator": args.model}, progress=not args.quiet
             )
+        calls = stats.this_invocation["calls"]
     except TargenError as exc:
         error = str(exc)
     records = read_jsonl(run_dir.data) if run_dir.data.exists() else []
@@ -140,7 +141,7 @@ def generate(spec: Any, config: str, lm: Any, args: argparse.Namespace) -> Cell:
         passing=sum(not found for found in problems),
         written=len(records),
         n=args.n,
-        calls=stats.get("this_invocation", {}).get("calls", 0),
+        calls=calls,
         seconds=round(time.monotonic() - started, 1),
         error=error,
         example_problems=tuple(found[0] for found in problems if found)[:3],
@@ -185,7 +186,7 @@ def _share(passing: int, n: int) -> str:
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     from targen_dspy.backends import build_lm
-    from targen_dspy.engine.cache import use_run_cache
+    from targen_dspy.engine.cache import run_cache
     from targen_dspy.errors import TargenError
     from targen_dspy.signatures import load_task
 
@@ -196,9 +197,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(f"embedded_quality: {exc}")
     if any(spec.open_label for spec in specs):
         sys.exit("embedded_quality: the shape check is for closed-label tasks (math_word is open-label)")
-    use_run_cache()
     args.out.mkdir(parents=True, exist_ok=True)
-    cells = [generate(spec, config, lm, args) for spec in specs for config in args.configs]
+    with run_cache():
+        cells = [generate(spec, config, lm, args) for spec in specs for config in args.configs]
     cells = merged(cells, args.out / "results.json")
     table = markdown_table(cells)
     command = " ".join(
