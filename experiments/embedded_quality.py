@@ -1,5 +1,5 @@
 """Task-shaped text on the embedded model (issue 17): the share of instances that pass the shape check
-(`targen_dspy.analysis.shape`: a several-word context, a seed that fits its description, every field
+(`targen_dspy.text.shape`: a several-word context, a seed that fits its description, every field
 within its word bounds, no copy of the spec's text or bare label name, no two fields the same text),
 with the levers that get it out of a 135M model switched on and off.
 
@@ -99,7 +99,6 @@ def generate(spec: Any, config: str, lm: Any, args: argparse.Namespace) -> Cell:
     import dspy
 
     from targen_dspy.analysis.records import read_jsonl
-    from targen_dspy.analysis.shape import ShapeCheck
     from targen_dspy.backends import LOCAL, adapter_for
     from targen_dspy.backends.compact_adapter import CompactJSONAdapter, LocalLevers
     from targen_dspy.engine.rundir import RunDirectory
@@ -107,6 +106,7 @@ def generate(spec: Any, config: str, lm: Any, args: argparse.Namespace) -> Cell:
     from targen_dspy.errors import TargenError
     from targen_dspy.program import TarGEN
     from targen_dspy.program.options import GenerationOptions
+    from targen_dspy.text.shape import ShapeCheck
 
     levers = levers_of(config)
     task_spec = spec if "bounds" in levers else without_bounds(spec)

@@ -9,10 +9,10 @@ from typing import Any
 
 import dspy
 
-from targen_dspy.analysis.shape import ShapeCheck
 from targen_dspy.program import SelfCorrector
 from targen_dspy.program.distinct import normalise
 from targen_dspy.signatures import TaskSpec
+from targen_dspy.text.shape import ShapeCheck
 
 
 def correction_metric(
@@ -69,7 +69,7 @@ def generation_metric(spec: TaskSpec, judge: SelfCorrector, gold_texts: set[str]
 def materials_metric(spec: TaskSpec, output: str, min_words: int) -> Callable[..., Any]:
     """The contexts and seeds steps: the share of the `count` items asked for that came back
     task-shaped (at least `min_words` words, no copy of the spec's own text or label name; the shape
-    check of `analysis.shape`) and distinct."""
+    check of `text.shape`) and distinct."""
     shape = ShapeCheck(spec)
 
     def metric(

@@ -215,7 +215,7 @@ def test_validate_prints_each_step_signature_with_typed_fields(tmp_path, capsys)
 def test_generate_every_task_on_the_embedded_model(task, tmp_path):
     """`targen generate TASK -n 4`: schema-valid lines in SuperGLUE's names, constrained labels split
     as planned (2/1/1 for three labels), computed fields consistent, stats that add up. A slot whose
-    answers were never task-shaped in three attempts is a failed slot (`analysis.shape`), not a line."""
+    answers were never task-shaped in three attempts is a failed slot (`text.shape`), not a line."""
     spec = load_task(task)
     assert main(["generate", task, "-n", "4", "-o", str(tmp_path), "-q"]) == 0
     records = [json.loads(line) for line in (tmp_path / "data.jsonl").read_text().splitlines()]

@@ -87,7 +87,7 @@ class CompactJSONAdapter(dspy.JSONAdapter):
         if self.levers.one_seed and "seeds" in signature.output_fields and "count" in inputs:
             inputs = {**inputs, "count": 1}
         messages = super().format(signature, demos, inputs)
-        example = self._formatting_example(signature) if self.levers.examples else None
+        example = self._formatting_example(signature, inputs) if self.levers.examples else None
         if example is not None:
             shown, answer = example
             content = self.format_user_message_content(signature, shown, main_request=True)
@@ -97,8 +97,12 @@ class CompactJSONAdapter(dspy.JSONAdapter):
             ]
         return messages
 
-    def _formatting_example(self, signature: type[dspy.Signature]) -> tuple[dict, dict] | None:
-        """(inputs, answer) of the step's formatting example, or None for a step without one."""
+    def _formatting_example(
+        self, signature: type[dspy.Signature], inputs: dict[str, Any]
+    ) -> tuple[dict, dict] | None:
+        """(inputs, answer) of the step's formatting example, or None for a step without one. The
+        instance step is shown the spec's first example of the label asked for (of any label if it has
+        none): shown an entailment while asked for a contradiction, the small model writes the former."""
         outputs = set(signature.output_fields)
         if outputs == {"contexts"}:
             return CONTEXTS_EXAMPLE
@@ -108,7 +112,10 @@ class CompactJSONAdapter(dspy.JSONAdapter):
         spec = self.spec
         if spec is None or not spec.examples or "target_label" not in signature.input_fields:
             return None
-        example = spec.examples[0]
+        target = inputs.get("target_label")
+        example = next(
+            (e for e in spec.examples if label_text(e.get(spec.label_field)) == target), spec.examples[0]
+        )
         if not outputs <= set(example):
             return None  # the model writes fields the examples do not have (COPA's `generate`)
         label = example[spec.label_field]

@@ -9,10 +9,10 @@ from collections.abc import Sequence
 
 import dspy
 
-from targen_dspy.analysis.shape import ShapeCheck
 from targen_dspy.program.distinct import collect_distinct
 from targen_dspy.signatures import ProposeContexts, TaskSpec
 from targen_dspy.signatures.steps import with_options
+from targen_dspy.text.shape import ShapeCheck
 
 
 class ContextGenerator(dspy.Module):

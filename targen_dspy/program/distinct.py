@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 
 import dspy
 
-from targen_dspy.analysis.shape import normalise
+from targen_dspy.text.shape import normalise
 
 __all__ = ["collect_distinct", "normalise"]
 

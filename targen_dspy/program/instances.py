@@ -2,7 +2,7 @@
 label distribution of the dataset is exactly the one planned.
 
 An instance that is not task-shaped (a field outside its word bounds, a copy of the spec's own text or a
-bare label name, two fields the same text; `analysis.shape`) raises AdapterParseError like an answer that
+bare label name, two fields the same text; `text.shape`) raises AdapterParseError like an answer that
 does not parse, so the engine asks again with a new sampling seed and drops the answer from the cache
 (`check_shape`, on; off only to measure what it does)."""
 
@@ -15,7 +15,6 @@ from typing import Any
 import dspy
 from dspy.utils.exceptions import AdapterParseError
 
-from targen_dspy.analysis.shape import ShapeCheck
 from targen_dspy.errors import SpecError
 from targen_dspy.signatures import TaskSpec, instance_signature
 from targen_dspy.signatures.labels import label_policy
@@ -26,6 +25,7 @@ from targen_dspy.signatures.spec import (
     Postprocess,
 )
 from targen_dspy.signatures.steps import constrain, with_options
+from targen_dspy.text.shape import ShapeCheck
 
 
 def seed_inputs(spec: TaskSpec, seed: str) -> tuple[dict[str, Any], dict[str, Any]]:

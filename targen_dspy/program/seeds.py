@@ -14,10 +14,10 @@ from typing import Any
 
 import dspy
 
-from targen_dspy.analysis.shape import ShapeCheck
 from targen_dspy.program.distinct import collect_distinct
 from targen_dspy.signatures import TaskSpec
 from targen_dspy.signatures.steps import TEXT_CHAR, at_most, seed_signature, with_options
+from targen_dspy.text.shape import ShapeCheck
 
 _SPACE = re.compile(r"\s+")
 _WRITABLE = re.compile(f"{TEXT_CHAR}+")

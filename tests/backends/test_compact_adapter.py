@@ -52,6 +52,18 @@ def test_each_step_gets_one_formatting_example_before_the_request(rte):
     assert instance[-1]["content"].startswith("Task description: d\nSetting: sport\nSeed: The club won")
 
 
+def test_the_instance_step_is_shown_an_example_of_the_label_it_is_asked_for(rte):
+    adapter = CompactJSONAdapter(rte)
+    for wanted in ("entailment", "not_entailment"):
+        messages = adapter.format(instance_signature(rte), [], INSTANCE_INPUTS | {"target_label": wanted})
+        example = next(e for e in rte.examples if e["label"] == wanted)
+        assert f"Target label: {wanted}" in messages[1]["content"]
+        assert json.loads(messages[2]["content"]) == {"hypothesis": example["hypothesis"]}
+    # a label no example has: the first example, shown with its own label
+    unknown = adapter.format(instance_signature(rte), [], INSTANCE_INPUTS | {"target_label": "x"})
+    assert f"Target label: {rte.examples[0]['label']}" in unknown[1]["content"]
+
+
 def test_no_example_where_the_spec_has_none_that_fits(copa):
     # COPA's model writes plausible/implausible choices, which its examples (in field form) do not have
     messages = CompactJSONAdapter(copa).format(

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from targen_dspy.analysis.shape import ShapeCheck, passing_share
 from targen_dspy.signatures import load_task
+from targen_dspy.text.shape import ShapeCheck, passing_share
 
 PREMISE = "The museum, which opened in 1998 in Porto, lends paintings to schools across the region."
 GOOD_RTE = {
