@@ -198,13 +198,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     if any(spec.open_label for spec in specs):
         sys.exit("embedded_quality: the shape check is for closed-label tasks (math_word is open-label)")
     args.out.mkdir(parents=True, exist_ok=True)
-    with run_cache():
-        cells = [generate(spec, config, lm, args) for spec in specs for config in args.configs]
-    cells = merged(cells, args.out / "results.json")
-    table = markdown_table(cells)
     command = " ".join(
         ["python experiments/embedded_quality.py", *(argv if argv is not None else sys.argv[1:])]
     )
+    cells: list[Cell] = []
+    with run_cache():
+        for spec in specs:
+            for config in args.configs:
+                cells.append(generate(spec, config, lm, args))
+                # written after every run: a long measurement shows what it has so far
+                table = write_results(merged(cells, args.out / "results.json"), command, args)
+    print(f"\n{table}\nwritten to {args.out}")
+
+
+def write_results(cells: list[Cell], command: str, args: argparse.Namespace) -> str:
+    """table.md and results.json under --out; returns the table."""
+    table = markdown_table(cells)
     notes = [f"- {cell.task} {cell.config}: {cell.error}" for cell in cells if cell.error is not None]
     text = (
         f"# Task-shaped instances: model {args.model}, n = {args.n}, --correction off\n\n`{command}`\n\n"
@@ -220,8 +229,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         "cells": [asdict(cell) for cell in cells],
     }
     (args.out / "results.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
-    print(f"\n{table}\nwritten to {args.out}")
+    return table
 
 
 if __name__ == "__main__":
-    main()
+    from targen_dspy.backends.remote import bundled_price_tables
+
+    with bundled_price_tables():  # the price tables litellm and DSPy ship, as `targen` reads them
+        main()
