@@ -107,7 +107,8 @@ def test_self_reference_on_the_embedded_model_writes_distinct_examples_over_roun
     shown, still fills the run with distinct examples over several rounds of 5 (its presence penalty
     covers the prompt). n = 12, not more: this is one of the suite's slowest tests."""
     n = 12
-    assert main(["generate", "rte", "--method", "self-reference", "-n", str(n), "-o", str(tmp_path), "-q"]) == 0
+    command = ["generate", "rte", "--method", "self-reference", "-n", str(n), "-o", str(tmp_path), "-q"]
+    assert main(command) == 0
     records = lines(tmp_path)
     assert len(records) == n
     for record in records:
