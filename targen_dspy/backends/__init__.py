@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+
 import dspy
 
 from targen_dspy.backends.compact_adapter import CompactJSONAdapter
@@ -19,6 +21,9 @@ def local_engine() -> LlamaCppEngine:
     global _local_engine
     if _local_engine is None:
         _local_engine = LlamaCppEngine()
+        # Freed before the interpreter tears down llama.cpp's bindings, which a later __del__ would need
+        # (otherwise "Exception ignored in Llama.__del__" ends the output of every process that used it).
+        atexit.register(_local_engine.close)
     return _local_engine
 
 
