@@ -12,6 +12,7 @@ import dspy
 from targen_dspy.program import SelfCorrector
 from targen_dspy.program.distinct import normalise
 from targen_dspy.signatures import TaskSpec
+from targen_dspy.text.shape import ShapeCheck
 
 
 def correction_metric(
@@ -65,18 +66,11 @@ def generation_metric(spec: TaskSpec, judge: SelfCorrector, gold_texts: set[str]
     return metric
 
 
-def spec_texts(spec: TaskSpec) -> set[str]:
-    """Normalised texts of the spec an output must not copy: descriptions, label names and meanings."""
-    texts = [spec.description, spec.context, spec.seed.description, spec.correction]
-    texts += [field.description for field in {**spec.fields, **(spec.seed.parts or {})}.values()]
-    texts += [str(label.value) for label in spec.labels] + [label.means for label in spec.labels]
-    return {normalise(text) for text in texts}
-
-
 def materials_metric(spec: TaskSpec, output: str, min_words: int) -> Callable[..., Any]:
     """The contexts and seeds steps: the share of the `count` items asked for that came back
-    task-shaped (at least `min_words` words, no copy of the spec's own text) and distinct."""
-    copied = spec_texts(spec)
+    task-shaped (at least `min_words` words, no copy of the spec's own text or label name; the shape
+    check of `text.shape`) and distinct."""
+    shape = ShapeCheck(spec)
 
     def metric(
         example: dspy.Example,
@@ -87,7 +81,7 @@ def materials_metric(spec: TaskSpec, output: str, min_words: int) -> Callable[..
     ) -> float | bool | dspy.Prediction:
         items = [str(item) for item in getattr(pred, output)]
         short = [item for item in items if len(item.split()) < min_words]
-        copies = [item for item in items if normalise(item) in copied]
+        copies = [item for item in items if shape.copies_spec(item) or shape.is_label(item)]
         good = {normalise(item) for item in items if item not in short and item not in copies}
         problems = [f"fewer than {min_words} words: {short[:3]}"] if short else []
         problems += [f"copies the task's own text: {copies[:3]}"] if copies else []

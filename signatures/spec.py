@@ -26,6 +26,7 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 from typing_extensions import TypedDict
@@ -73,6 +74,7 @@ OPTIONAL_KEYS = ("attributes", "constraints", "label_type", "label_description",
 UNHASHED_KEYS = ("downstream",)  # shape no prompt: runs and compiled programs stay valid when they change
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 _REFERENCE = re.compile(r"^\$([a-z][a-z0-9_]*)$")
+_WORD_KEYS = ("min_words", "max_words")
 
 
 class InconsistentInstance(ValueError):
@@ -131,6 +133,34 @@ class FieldSpec(_Frozen):
         "seed (each of its items if it is a list).",
     )
     pattern: str | None = Field(default=None, description="A regular expression the whole text must match.")
+    min_words: int | None = Field(default=None, ge=1, description="The text has at least this many words.")
+    max_words: int | None = Field(default=None, ge=1, description="The text has at most this many words.")
+
+    @model_validator(mode="after")
+    def _word_bounds(self) -> FieldSpec:
+        if self.word_bounds is None:
+            return self
+        if self.type != "text" or self.choices or self.constrained or self.computed:
+            raise ValueError(
+                "min_words/max_words bound free text the model writes (type text, no constraints)"
+            )
+        low, high = self.word_bounds
+        if high is not None and high < low:
+            raise ValueError(f"max_words ({high}) is below min_words ({low})")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: Any) -> dict[str, Any]:
+        # Bounds left out are not dumped: a spec written before they existed keeps its hash.
+        dumped = handler(self)
+        return {k: v for k, v in dumped.items() if k not in _WORD_KEYS or v is not None}
+
+    @property
+    def word_bounds(self) -> tuple[int, int | None] | None:
+        """(min_words, max_words) when either is set (min defaults to 1), else None."""
+        if self.min_words is None and self.max_words is None:
+            return None
+        return self.min_words or 1, self.max_words
 
     @property
     def python_type(self) -> Any:
@@ -394,6 +424,13 @@ class TaskSpec(_Frozen):
     def checked_fields(self) -> dict[str, FieldSpec]:
         """The fields the self-corrector reads: all but the computed ones."""
         return {name: field for name, field in self.fields.items() if not field.computed}
+
+    @property
+    def seed_word_bounds(self) -> tuple[int, int | None] | None:
+        """A plain seed's word bounds: those of the field it is copied into, if that field has any."""
+        if self.seed.parts is not None or self.seed.field is None:
+            return None
+        return self.generator_fields[self.seed.field].word_bounds
 
     @property
     def open_label(self) -> bool:

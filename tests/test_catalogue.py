@@ -133,7 +133,7 @@ def test_instance_from_structured_seed_gets_computed_fields_or_a_parse_error():
     ]
     with dspy.context(lm=json_lm(answers), adapter=dspy.JSONAdapter()):
         pred = made(TarGEN(spec), "finance", seed, False)
-        with pytest.raises(AdapterParseError, match="same sentence"):
+        with pytest.raises(AdapterParseError, match="sentence2 is the same text as sentence1"):
             made(TarGEN(spec), "finance", seed, True, sampling_seed=1)
     offsets = [pred.fields[name] for name in ("word", "start1", "end1", "start2", "end2")]
     assert offsets == ["bank", 14, 18, 4, 8]
@@ -147,9 +147,9 @@ def test_constraints_hold_for_plain_seeds_too():
     answers = [{"hypothesis": "The club won."}, {"hypothesis": "The club did not win."}]
     with dspy.context(lm=json_lm(answers), adapter=dspy.JSONAdapter()):
         with pytest.raises(AdapterParseError, match="hypothesis"):
-            InstanceGenerator(spec)(setting="sport", seed="The club lost.", label="entailment")
+            InstanceGenerator(spec)(setting="sport", seed="The club lost the final.", label="entailment")
         pred = InstanceGenerator(spec)(
-            setting="sport", seed="The club lost.", label="entailment", sampling_seed=1
+            setting="sport", seed="The club lost the final.", label="entailment", sampling_seed=1
         )
     assert pred.fields["hypothesis"] == "The club did not win."
 
@@ -214,19 +214,22 @@ def test_validate_prints_each_step_signature_with_typed_fields(tmp_path, capsys)
 @pytest.mark.parametrize("task", catalogue_names())
 def test_generate_every_task_on_the_embedded_model(task, tmp_path):
     """`targen generate TASK -n 4`: schema-valid lines in SuperGLUE's names, constrained labels split
-    exactly as planned (2/1/1 for three labels), computed fields consistent, stats that add up."""
+    as planned (2/1/1 for three labels), computed fields consistent, stats that add up. A slot whose
+    answers were never task-shaped in three attempts is a failed slot (`text.shape`), not a line."""
     spec = load_task(task)
     assert main(["generate", task, "-n", "4", "-o", str(tmp_path), "-q"]) == 0
     records = [json.loads(line) for line in (tmp_path / "data.jsonl").read_text().splitlines()]
-    assert len(records) == 4
+    failed = tmp_path / "failed.jsonl"
+    failed_slots = [json.loads(line) for line in failed.read_text().splitlines()] if failed.exists() else []
+    assert len(records) + len(failed_slots) == 4 and records
     if spec.open_label:  # no label is chosen first: the model writes one for each seed
-        assert len({r["seed"] for r in records}) == 4
+        assert len({r["seed"] for r in records}) == len(records)
     else:
-        assert Counter(json.dumps(r["constrained_label"]) for r in records) == {
-            json.dumps(label): count for label, count in label_policy(spec).planned(4).items()
-        }
+        planned = {json.dumps(label): count for label, count in label_policy(spec).planned(4).items()}
+        written = Counter(json.dumps(r["constrained_label"]) for r in records)
+        assert all(count <= planned[label] for label, count in written.items())
     stats = json.loads((tmp_path / "stats.json").read_text())
-    assert stats["instances"] == 4 and sum(stats["labels"].values()) == 4
+    assert stats["instances"] == len(records) and sum(stats["labels"].values()) == len(records)
     for record in records:
         spec.validate_example(record)  # every field with its type, the final label in the label set
         assert inconsistencies(task, record) == []

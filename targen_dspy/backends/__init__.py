@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
+
 import dspy
 
 from targen_dspy.backends.compact_adapter import CompactJSONAdapter
 from targen_dspy.backends.json_adapter import SignatureCachedJSONAdapter
 from targen_dspy.backends.local import LlamaCppEngine
 from targen_dspy.backends.remote import remote_lm
+from targen_dspy.signatures.spec import TaskSpec
 
 LOCAL = "local"
 _local_engine: LlamaCppEngine | None = None
@@ -18,6 +21,9 @@ def local_engine() -> LlamaCppEngine:
     global _local_engine
     if _local_engine is None:
         _local_engine = LlamaCppEngine()
+        # Freed before the interpreter tears down llama.cpp's bindings, which a later __del__ would need
+        # (otherwise "Exception ignored in Llama.__del__" ends the output of every process that used it).
+        atexit.register(_local_engine.close)
     return _local_engine
 
 
@@ -53,6 +59,7 @@ def build_lm(
     )
 
 
-def adapter_for(model: str) -> dspy.Adapter:
-    """The prompt format: terse for the small embedded model, DSPy's JSONAdapter for the rest."""
-    return CompactJSONAdapter() if model == LOCAL else SignatureCachedJSONAdapter()
+def adapter_for(model: str, spec: TaskSpec | None = None) -> dspy.Adapter:
+    """The prompt format: terse for the small embedded model, with the task's formatting example and
+    word bounds when `spec` is given; DSPy's JSONAdapter for the rest."""
+    return CompactJSONAdapter(spec) if model == LOCAL else SignatureCachedJSONAdapter()

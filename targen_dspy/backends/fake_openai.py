@@ -155,8 +155,12 @@ class FakeOpenAI:
         answer: dict[str, Any] = {}
         for name in _ASKED_FIELDS.findall(request_line):
             n = next(self._counter)
-            if name in ("contexts", "seeds"):
-                answer[name] = [f"{name[:-1]} {n}-{i}: a distinct example text" for i in range(8)]
+            if name == "contexts":
+                answer[name] = [f"context {n}-{i}: a distinct example text" for i in range(8)]
+            elif name == "seeds":  # as many words as a premise needs (the catalogue's word bounds)
+                answer[name] = [
+                    f"seed {n}-{i}: a distinct example text, a sentence of twelve words" for i in range(8)
+                ]
             elif name == "corrected_label":
                 answer[name] = self._label(prompt, request_line, demos)
             elif name == "question":

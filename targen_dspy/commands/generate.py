@@ -160,7 +160,7 @@ def _targen(spec, args: argparse.Namespace) -> None:
     program = load_compiled(spec, args.program, options) if args.program else TarGEN(spec, options)
     models = use_models(program, args)
     embed = None if args.dedup is None else _group_check_embedder()
-    with dspy.context(adapter=adapter_for(args.model)):
+    with dspy.context(adapter=adapter_for(args.model, spec)):
         stats = run_program(
             program, run_dir, settings, models, force=args.force, progress=not args.quiet, embed=embed
         )
@@ -225,7 +225,7 @@ def _self_reference(spec, args: argparse.Namespace) -> None:
     program = SelfReferenceGenerator(spec, example)
     models = use_models(program, args)
     embed = _group_check_embedder() if args.dedup is not None else _embedder(settings.strategy)
-    with dspy.context(adapter=adapter_for(args.model)):
+    with dspy.context(adapter=adapter_for(args.model, spec)):
         stats = run_self_reference(
             program,
             run_dir,

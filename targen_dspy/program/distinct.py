@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 
 import dspy
 
-_SPACE = re.compile(r"\s+")
+from targen_dspy.text.shape import normalise
 
-
-def normalise(text: str) -> str:
-    """The form two items are compared in: case, spacing and end punctuation do not make them distinct."""
-    return _SPACE.sub(" ", text).strip().strip(".,;:!?\"'").casefold()
+__all__ = ["collect_distinct", "normalise"]
 
 
 def collect_distinct(
@@ -22,9 +18,10 @@ def collect_distinct(
     max_rounds: int,
     known: Sequence[str] = (),
     sampling_seed: int = 0,
+    usable: Callable[[str], bool] = bool,
     **inputs,
 ) -> list[str]:
-    """Up to `count` new, distinct, non-empty items from `predict`'s list field `output`.
+    """Up to `count` new, distinct, `usable` items from `predict`'s list field `output`.
 
     Each round asks only for what is missing and shows everything kept so far, plus `known`, as
     `avoid`; its sampling seed (`sampling_seed` + round) differs per round so a round that added
@@ -41,7 +38,7 @@ def collect_distinct(
         )
         for item in getattr(prediction, output) or []:
             key = normalise(str(item))
-            if key and key not in seen:
+            if key and key not in seen and usable(str(item)):
                 seen.add(key)
                 kept.append(str(item).strip())
     return kept[:count]

@@ -1,5 +1,10 @@
 """Step 3: label-constrained generation. The label is chosen first and given to the model, so the
-label distribution of the dataset is exactly the one planned."""
+label distribution of the dataset is exactly the one planned.
+
+An instance that is not task-shaped (a field outside its word bounds, a copy of the spec's own text or a
+bare label name, two fields the same text; `text.shape`) raises AdapterParseError like an answer that
+does not parse, so the engine asks again with a new sampling seed and drops the answer from the cache
+(`check_shape`, on; off only to measure what it does)."""
 
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from targen_dspy.signatures.spec import (
     Postprocess,
 )
 from targen_dspy.signatures.steps import constrain, with_options
+from targen_dspy.text.shape import ShapeCheck
 
 
 def seed_inputs(spec: TaskSpec, seed: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -70,6 +76,8 @@ class InstanceGenerator(dspy.Module):
         self.labels = label_policy(spec)
         self.postprocess = spec.postprocessor()
         self.write = dspy.Predict(instance_signature(spec))
+        self.check_shape = True
+        self._shape = ShapeCheck(spec)
 
     def forward(
         self,
@@ -101,6 +109,13 @@ class InstanceGenerator(dspy.Module):
             config={"seed": sampling_seed},
         )
         generated = {**from_seed, **{name: written[name] for name in self.spec.written_fields}}
+        if self.check_shape and (problems := self._shape.instance(generated)):
+            raise AdapterParseError(
+                adapter_name="shape check",
+                signature=signature,
+                lm_response=json.dumps(generated, ensure_ascii=False),
+                message="; ".join(problems),
+            )
         label = self.labels.written(written, label)
         fields = finish(self.spec, self.postprocess, generated, label, signature)
         return dspy.Prediction(fields=fields, label=label)

@@ -91,7 +91,9 @@ def plan_slots(spec: TaskSpec, n: int, materials: Iterable[Material]) -> Iterato
         raise ValueError(f"{k} seeds for {needed} needed")
 
 
-# Final labels this lopsided in a run planned otherwise mean the corrector, not the data, decided them.
+# Final labels this lopsided in a run planned otherwise mean the corrector, not the data, decided them;
+# below LOPSIDED_MIN kept instances that is too likely by chance (6 of 6 on one of two labels: 3 %).
+LOPSIDED_MIN = 6
 LOPSIDED_SHARE = 0.8
 
 
@@ -100,7 +102,7 @@ def lopsided(spec: TaskSpec, n: int, final: dict[str, int]) -> str | None:
     in the data, as in run stats) although the plan gave it less, else None."""
     total = sum(final.values())
     labels = label_policy(spec)
-    if labels.open or total < 8:  # too few to tell a corrector's bias from chance
+    if labels.open or total < LOPSIDED_MIN:
         return None
     planned = {label_text(value): count for value, count in labels.planned(n).items()}
     key, count = max(final.items(), key=lambda item: item[1])

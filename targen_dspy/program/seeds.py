@@ -2,7 +2,8 @@
 
 A plain seed is a text. A structured seed (a word and two of its senses, a pair of subjects) is written
 as an object, checked, and kept as canonical JSON text, so that the engine stores, deduplicates and
-plans it like any other seed.
+plans it like any other seed. A seed that breaks the word bounds of the field it fills, copies the
+spec's own text or is a bare label name is dropped (`check_shape`, on; off only to measure it).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import dspy
 from targen_dspy.program.distinct import collect_distinct
 from targen_dspy.signatures import TaskSpec
 from targen_dspy.signatures.steps import TEXT_CHAR, at_most, seed_signature, with_options
+from targen_dspy.text.shape import ShapeCheck
 
 _SPACE = re.compile(r"\s+")
 _WRITABLE = re.compile(f"{TEXT_CHAR}+")
@@ -32,6 +34,8 @@ class SeedGenerator(dspy.Module):
         self.max_rounds = max_rounds
         self.constraints = tuple(constraints)
         self.write = dspy.Predict(seed_signature(spec))
+        self.check_shape = True
+        self._shape = ShapeCheck(spec)
 
     def forward(
         self, setting: str, count: int, known: Sequence[str] = (), sampling_seed: int = 0
@@ -44,11 +48,15 @@ class SeedGenerator(dspy.Module):
             self.max_rounds,
             known,
             sampling_seed,
+            usable=self._task_shaped,
             task_description=self.spec.description,
             seed_kind=self.spec.seed.description,
             setting=setting,
         )
         return dspy.Prediction(seeds=seeds)
+
+    def _task_shaped(self, seed: str) -> bool:
+        return not (self.check_shape and self._shape.seed(seed, min_words=1))
 
     def _write(self, count: int, **inputs: Any) -> dspy.Prediction:
         """One answer of at most `count` seeds, each as the text the engine stores: a structured seed

@@ -100,7 +100,7 @@ def test_run_records_attributes_and_puts_them_in_the_instance_prompt(rte, tmp_pa
 def test_attributes_in_a_catalogue_task():
     spec = load_task("ticket_urgency")
     assert spec.attributes and all(len(values) >= 2 for values in spec.attributes.values())
-    lm = json_lm([{"subject": "s", "message": "m"}])
+    lm = json_lm([{"subject": "App crashes", "message": "The app closes as soon as I open it."}])
     from targen_dspy.program import InstanceGenerator
 
     attributes = {name: values[0] for name, values in spec.attributes.items()}

@@ -75,7 +75,8 @@ def test_a_one_sided_corrector_is_reported(tmp_path, capsys):
     [
         ({"entailment": 9, "not_entailment": 1}, True),  # 90 % where 50 % was planned
         ({"entailment": 8, "not_entailment": 2}, False),  # 80 % is not over the line
-        ({"entailment": 3, "not_entailment": 0}, False),  # too few to tell
+        ({"entailment": 6, "not_entailment": 0}, True),  # all 6 kept of 10 planned
+        ({"entailment": 5, "not_entailment": 0}, False),  # too few to tell
     ],
 )
 def test_lopsided_final_labels(rte, final, warned):

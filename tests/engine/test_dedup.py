@@ -19,8 +19,8 @@ from tests.engine.test_runner import lines, rte_lm
 
 class FakeEncoder:
     """A one-hot vector per distinct text, digits ignored: two RTE records are duplicates exactly when
-    their premises differ only in a number ("Sport seed 0." and "Sport seed 1.") and their hypotheses
-    are equal, and any other pair has a cosine of at most 0.5."""
+    their premises differ only in a number ("Sport seed number 0." and "Sport seed number 1.") and their
+    hypotheses are equal, and any other pair has a cosine of at most 0.5."""
 
     def __init__(self):
         self.index: dict[str, int] = {}
@@ -52,8 +52,8 @@ def test_run_moves_duplicates_aside_and_counts_them(rte, tmp_path):
     stats = generate(rte, tmp_path, 12, FakeEncoder().embed)
     kept = lines(tmp_path)
     duplicates = [json.loads(line) for line in (tmp_path / "duplicates.jsonl").read_text().splitlines()]
-    # 6 seeds, two per context ("Sport seed 0.", "Sport seed 1."), one hypothesis per label: the second
-    # seed of each context repeats the first for both labels
+    # 6 seeds, two per context ("Sport seed number 0.", "Sport seed number 1."), one hypothesis per label:
+    # the second seed of each context repeats the first for both labels
     assert sorted(r["id"] for r in kept) == [f"c{c}-s0-l{label}" for c in range(3) for label in range(2)]
     assert {d["id"]: d["duplicate_of"] for d in duplicates} == {
         f"c{c}-s1-l{label}": f"c{c}-s0-l{label}" for c in range(3) for label in range(2)

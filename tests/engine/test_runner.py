@@ -16,7 +16,7 @@ CONTEXTS = {"contexts": ["Sport", "Finance", "Medicine"]}
 def seeds_by_context():
     """Distinct seeds per context (a seed repeated under another context would be dropped)."""
     return {
-        f"## setting ## ]]\n{c}\n\n[[ ## avoid": {"seeds": [f"{c} seed {i}." for i in range(4)]}
+        f"## setting ## ]]\n{c}\n\n[[ ## avoid": {"seeds": [f"{c} seed number {i}." for i in range(4)]}
         for c in CONTEXTS["contexts"]
     }
 
@@ -27,8 +27,8 @@ def rte_lm(flip: bool = False):
         {
             "## context_kind ##": CONTEXTS,
             **seeds_by_context(),
-            "## target_label ## ]]\nentailment": {"hypothesis": "A restatement."},
-            "## target_label ## ]]\nnot_entailment": {"hypothesis": "A new claim."},
+            "## target_label ## ]]\nentailment": {"hypothesis": "It restates the premise."},
+            "## target_label ## ]]\nnot_entailment": {"hypothesis": "It adds a new claim."},
             "## proposed_label ## ]]\nentailment": {
                 "reasoning": "checked",
                 "corrected_label": "not_entailment" if flip else "entailment",
@@ -146,6 +146,8 @@ def test_unparseable_output_is_retried_then_recorded_as_failed(rte, tmp_path):
 
 
 def test_too_few_seeds_is_a_clear_error(rte, tmp_path):
-    lm = json_lm({"## context_kind ##": {"contexts": ["Sport"]}, "## seed_kind ##": {"seeds": ["Only one."]}})
+    lm = json_lm(
+        {"## context_kind ##": {"contexts": ["Sport"]}, "## seed_kind ##": {"seeds": ["Only one seed here."]}}
+    )
     with pytest.raises(RunError, match="only 1 distinct seeds of the 3"):
         generate(rte, tmp_path, 6, lm)

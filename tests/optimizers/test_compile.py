@@ -50,10 +50,15 @@ def oracle_lm():
         {
             "## context_kind ##": {"contexts": ["Sports news", "Finance desk", "Law courts", "Art museums"]},
             "## seed_kind ##": {
-                "seeds": ["The first seed text.", "The second seed text.", "A third seed.", "A fourth seed."]
+                "seeds": [
+                    "The first seed text.",
+                    "The second seed text.",
+                    "A third seed text.",
+                    "A fourth seed text.",
+                ]
             },
-            "## target_label ## ]]\nentailment": {"hypothesis": "A restatement."},
-            "## target_label ## ]]\nnot_entailment": {"hypothesis": "A new claim."},
+            "## target_label ## ]]\nentailment": {"hypothesis": "It restates the premise."},
+            "## target_label ## ]]\nnot_entailment": {"hypothesis": "It adds a new claim."},
             "## proposed_label ## ]]\nentailment": {"reasoning": "fits", "corrected_label": "entailment"},
             "## proposed_label ## ]]\nnot_entailment": {
                 "reasoning": "fits",

@@ -26,10 +26,16 @@ def test_contexts_skip_known_ones(rte):
 
 
 def test_seeds_stop_after_max_rounds_when_model_runs_dry(rte):
-    lm = json_lm([{"seeds": ["A sentence."]}, {"seeds": ["A sentence."]}, {"seeds": ["a sentence"]}])
+    lm = json_lm(
+        [
+            {"seeds": ["A club won the cup."]},
+            {"seeds": ["A club won the cup."]},
+            {"seeds": ["a club won the cup"]},
+        ]
+    )
     with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
         result = SeedGenerator(rte, max_rounds=3)(setting="sport", count=4)
-    assert result.seeds == ["A sentence."]
+    assert result.seeds == ["A club won the cup."]
     assert len(lm.history) == 3
 
 
@@ -47,8 +53,8 @@ def test_instance_generator_copies_seed_and_passes_label_meaning(rte):
 def test_instance_generator_runs_postprocess_for_copa(copa):
     answer = {"question": "effect", "plausible_choice": "He got wet.", "implausible_choice": "He got rich."}
     with dspy.context(lm=json_lm([answer, answer]), adapter=dspy.JSONAdapter()):
-        first = InstanceGenerator(copa)(setting="home", seed="It rained.", label=0)
-        second = InstanceGenerator(copa)(setting="home", seed="It rained.", label=1)
+        first = InstanceGenerator(copa)(setting="home", seed="It rained all day.", label=0)
+        second = InstanceGenerator(copa)(setting="home", seed="It rained all day.", label=1)
     assert (first.fields["choice1"], first.fields["choice2"]) == ("He got wet.", "He got rich.")
     assert (second.fields["choice1"], second.fields["choice2"]) == ("He got rich.", "He got wet.")
 
@@ -63,7 +69,7 @@ def test_corrector_demos_come_from_spec_examples_half_with_wrong_proposals(rte):
 
 def test_corrector_returns_label_from_label_set(rte):
     lm = json_lm([{"reasoning": "It adds a fact.", "corrected_label": "not_entailment"}])
-    fields = {"premise": "A won.", "hypothesis": "A won twice."}
+    fields = {"premise": "The club won the cup.", "hypothesis": "The club won twice."}
     with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
         verdict = SelfCorrector(rte)(proposed_label="entailment", **fields)
     assert verdict.label == "not_entailment" and verdict.reasoning == "It adds a fact."
@@ -73,7 +79,7 @@ def test_corrector_returns_label_from_label_set(rte):
 def test_targen_composes_generation_and_correction(rte):
     lm = json_lm(
         {
-            "## target_label ## ]]\nentailment": {"hypothesis": "A won twice."},
+            "## target_label ## ]]\nentailment": {"hypothesis": "The club won twice."},
             "## proposed_label ## ]]\nentailment": {
                 "reasoning": "Adds a fact.",
                 "corrected_label": "not_entailment",
@@ -81,19 +87,19 @@ def test_targen_composes_generation_and_correction(rte):
         }
     )
     with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
-        pred = made(TarGEN(rte), "sport", "A won.", "entailment")
-    assert pred.fields == {"premise": "A won.", "hypothesis": "A won twice."}
+        pred = made(TarGEN(rte), "sport", "The club won the cup.", "entailment")
+    assert pred.fields == {"premise": "The club won the cup.", "hypothesis": "The club won twice."}
     assert (pred.constrained_label, pred.label, pred.relabeled) == ("entailment", "not_entailment", True)
 
 
 def test_corrector_can_use_its_own_model(rte):
     program = TarGEN(rte)
     writer, judge = (
-        json_lm([{"hypothesis": "h"}]),
+        json_lm([{"hypothesis": "The club won."}]),
         json_lm([{"reasoning": "ok", "corrected_label": "entailment"}]),
     )
     program.set_lm(writer)
     program.correct.set_lm(judge)
     with dspy.context(adapter=dspy.JSONAdapter()):
-        made(program, "s", "p", "entailment")
+        made(program, "s", "The club won the cup.", "entailment")
     assert len(writer.history) == 1 and len(judge.history) == 1

@@ -48,9 +48,9 @@ def test_options_off_add_no_predictor_and_keep_the_program_hash(rte):
 def test_flawed_instance_is_rewritten_and_keeps_the_version_before(rte):
     lm = json_lm(
         {
-            WRITE: {"hypothesis": "The club won the cup in 1999."},  # copies the premise: a flaw
-            critique_of("The club won the cup in 1999."): {
-                "critique": "It copies the premise.",
+            WRITE: {"hypothesis": "The club lost the cup in 1999."},  # contradicts the premise: a flaw
+            critique_of("The club lost the cup in 1999."): {
+                "critique": "It contradicts the premise.",
                 "flawed": True,
             },
             REVISE: {"hypothesis": "The club has won a cup."},
@@ -68,16 +68,16 @@ def test_flawed_instance_is_rewritten_and_keeps_the_version_before(rte):
     assert pred.rewrites == {
         "before_reflection": {
             "premise": "The club won the cup in 1999.",
-            "hypothesis": "The club won the cup in 1999.",
+            "hypothesis": "The club lost the cup in 1999.",
         }
     }
-    assert pred.critiques == ["It copies the premise."]
+    assert pred.critiques == ["It contradicts the premise."]
     # write, critique (flawed), revise, critique (sound), then self-correction reads the new version
     sent = prompts(lm)
     assert len(sent) == 5
     assert "The club has won a cup." in sent[-1] and CORRECT in sent[-1]
     revise = sent[2]
-    assert "It copies the premise." in revise and rte.meaning("entailment") in revise
+    assert "It contradicts the premise." in revise and rte.meaning("entailment") in revise
 
 
 def test_sound_instance_is_untouched(rte):
@@ -152,7 +152,7 @@ def test_harder_rewrite_keeps_label_and_seed_and_the_version_before(rte):
 def test_harder_then_reflection_keep_each_version(rte):
     lm = json_lm(
         {
-            WRITE: {"hypothesis": "Plain."},
+            WRITE: {"hypothesis": "The club won."},
             CORRECT: verdict(),
             critique_of("Harder but broken."): {"critique": "Broken.", "flawed": True},
             REVISE: {"hypothesis": "Harder and sound."},
@@ -161,9 +161,9 @@ def test_harder_then_reflection_keep_each_version(rte):
         }
     )
     with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
-        pred = made(TarGEN(rte, GenerationOptions(harder=True, reflect_rounds=1)), "s", "P.", "entailment")
+        pred = made(TarGEN(rte, GenerationOptions(harder=True, reflect_rounds=1)), "s", PREMISE, "entailment")
     assert pred.fields["hypothesis"] == "Harder and sound."
-    assert pred.rewrites["before_harder"]["hypothesis"] == "Plain."
+    assert pred.rewrites["before_harder"]["hypothesis"] == "The club won."
     assert pred.rewrites["before_reflection"]["hypothesis"] == "Harder but broken."
 
 

@@ -85,7 +85,12 @@ def test_closed_label_keys_are_refused_on_a_closed_spec():
 def test_existing_specs_keep_their_hash():
     """Keys added for open labels are hashed only when set: run directories and compiled programs made
     before them still match."""
-    assert load_task("rte").hash == "dab2aa8d3475d705" and load_task("wic").hash == "c9409a573f35f8bd"
+    assert load_task("wic").hash == "c9409a573f35f8bd"
+    # rte's fields have word bounds now (issue 17); unset, they are not hashed either
+    rte = load_task("rte").model_dump(mode="json")
+    for field in rte["fields"].values():
+        del field["min_words"], field["max_words"]
+    assert parse_spec(rte).hash == "dab2aa8d3475d705"
 
 
 def test_tasks_and_validate_show_the_open_label(capsys):
