@@ -36,6 +36,8 @@ from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from targen_dspy.backends.fake_batches import BadRequest, BatchPlan, FakeBatches
+
 _ASKED_FIELDS = re.compile(r"`(\w+)`")
 # What a server that ignores the JSON format answers: DSPy's chat-adapter field blocks.
 GARBAGE = "[[ ## answer ## ]]\nnot the JSON object that was asked for"
@@ -102,6 +104,7 @@ class FakeOpenAI:
         judge_label: Any = None,
         usage_tokens: int | None = None,
         majority_of_demos: bool = False,
+        batches: BatchPlan | None = None,
     ):
         self.latency = latency
         self.faults = faults or FaultPlan()
@@ -121,6 +124,7 @@ class FakeOpenAI:
         self.traffic = Traffic()
         self._counter = itertools.count()
         self._lock = threading.Lock()
+        self.batches = FakeBatches(self.completion, batches)  # /v1/files and /v1/batches
         self._server = _Server(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -216,6 +220,25 @@ class FakeOpenAI:
             "total_tokens": prompt_tokens + completion_tokens,
         }
 
+    def completion(self, body: dict[str, Any], garbage: bool = False) -> dict[str, Any]:
+        """The chat completion answering `body` (a request with messages): the answer, or garbage when
+        asked to or under `garbage_after`. The batch endpoints answer each line with it too."""
+        prompt = str(body["messages"][-1].get("content", ""))  # the request, not the demos
+        garbage = garbage or self.garbles(prompt)
+        turns = body["messages"][:-1]
+        demos = [str(m.get("content", "")) for m in turns if m.get("role") == "assistant"]
+        content = GARBAGE if garbage else json.dumps(self.answer(prompt, demos))
+        return {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", "fake"),
+            "choices": [
+                {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}
+            ],
+            "usage": self._usage(prompt, content),
+        }
+
     def _handler(self):
         server = self
 
@@ -224,21 +247,50 @@ class FakeOpenAI:
                 pass
 
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                if self.path.rstrip("/") != "/stats":
-                    self._send(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
+                path = self.path.rstrip("/")
+                if path == "/stats":
+                    with server._lock:
+                        stats = asdict(server.traffic)
+                    self._send(200, stats)
                     return
-                with server._lock:
-                    stats = asdict(server.traffic)
-                self._send(200, stats)
+                batches = server.batches
+                if path.startswith("/v1/files/") and path.endswith("/content"):
+                    self._batch_api(lambda: batches.content(path.split("/")[3]))
+                elif path.startswith("/v1/batches/"):
+                    self._batch_api(lambda: batches.retrieve(path.split("/")[3]))
+                elif path == "/v1/batches":
+                    self._batch_api(batches.listing)
+                else:
+                    self._send(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
 
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                path = self.path.rstrip("/")
+                if path == "/v1/files":
+                    content_type = self.headers.get("Content-Type", "")
+                    self._batch_api(lambda: server.batches.upload(content_type, body))
+                    return
+                if path == "/v1/batches":
+                    self._batch_api(lambda: server.batches.create(json.loads(body)))
+                    return
                 with server._lock:
                     server.traffic.arrived()
                 try:
-                    self._chat(json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0)))))
+                    self._chat(json.loads(body))
                 finally:
                     with server._lock:
                         server.traffic.answered()
+
+            def _batch_api(self, answer) -> None:
+                try:
+                    result = answer()
+                except BadRequest as exc:
+                    self._send(exc.status, {"error": {"message": str(exc), "type": "invalid_request_error"}})
+                    return
+                if isinstance(result, bytes):
+                    self._send_bytes(200, result, "application/jsonl")
+                else:
+                    self._send(200, result)
 
             def _chat(self, body: dict[str, Any]) -> None:
                 if not body.get("messages"):
@@ -268,33 +320,14 @@ class FakeOpenAI:
                         {"Retry-After": "0"} if kind == "429" else {},
                     )
                     return
-                prompt = str(body["messages"][-1].get("content", ""))  # the request, not the demos
-                garbage = kind == "garbage" or server.garbles(prompt)
-                turns = body["messages"][:-1]
-                demos = [str(m.get("content", "")) for m in turns if m.get("role") == "assistant"]
-                content = GARBAGE if garbage else json.dumps(server.answer(prompt, demos))
-                self._send(
-                    200,
-                    {
-                        "id": "chatcmpl-fake",
-                        "object": "chat.completion",
-                        "created": int(time.time()),
-                        "model": body.get("model", "fake"),
-                        "choices": [
-                            {
-                                "index": 0,
-                                "finish_reason": "stop",
-                                "message": {"role": "assistant", "content": content},
-                            }
-                        ],
-                        "usage": server._usage(prompt, content),
-                    },
-                )
+                self._send(200, server.completion(body, garbage=kind == "garbage"))
 
             def _send(self, status: int, payload: dict, headers: dict | None = None) -> None:
-                data = json.dumps(payload).encode()
+                self._send_bytes(status, json.dumps(payload).encode(), "application/json", headers)
+
+            def _send_bytes(self, status: int, data: bytes, kind: str, headers: dict | None = None) -> None:
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(data)))
                 for key, value in (headers or {}).items():
                     self.send_header(key, value)

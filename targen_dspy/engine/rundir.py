@@ -109,6 +109,8 @@ class RunDirectory:
             "data.jsonl": check or record_shape({}),
             "duplicates.jsonl": record_shape({"id": str}),
             "rejected.jsonl": record_shape({"id": str, "rejected.by": str}),
+            "batches.jsonl": record_shape({"event": str, "file": str}),
+            "responses.jsonl": record_shape({"custom_id": str, "batch": str, "status": int, "body": object}),
         }
 
     manifest = property(lambda self: self.path / "manifest.json")
@@ -118,6 +120,8 @@ class RunDirectory:
     duplicates = property(lambda self: self.path / "duplicates.jsonl")  # removed by group checking
     rejected = property(lambda self: self.path / "rejected.jsonl")  # dropped by a verification step
     stats = property(lambda self: self.path / "stats.json")
+    batches = property(lambda self: self.path / "batches.jsonl")  # --batch: jobs submitted, their states
+    responses = property(lambda self: self.path / "responses.jsonl")  # --batch: the answers fetched
 
     def create(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
