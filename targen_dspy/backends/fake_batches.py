@@ -24,11 +24,14 @@ TERMINAL = ("completed", "failed", "expired", "cancelled")
 
 @dataclass
 class BatchPlan:
-    """How the fake's batches behave: seconds until a batch is done, how many items (the first answered,
-    over all batches) come back as server errors, how many batches (the first created) expire."""
+    """How the fake's batches behave (read when a batch is retrieved): seconds until a batch is done,
+    which items come back as server errors (every `fail_every`-th answered, over all batches; 1: all), how
+    many batches (the first created) expire; and every item whose request's last message contains
+    `fail_containing`, if set, fails."""
 
     delay: float = 0.0
-    fail_items: int = 0
+    fail_every: int = 0
+    fail_containing: str | None = None
     expire_batches: int = 0
 
 
@@ -47,7 +50,7 @@ class FakeBatches:
         self.batches: dict[str, dict[str, Any]] = {}
         self.submitted: Counter[str] = Counter()
         self._ids = itertools.count(1)
-        self._failed = self._expired = 0
+        self._answered = self._expired = 0
         self._lock = threading.Lock()
 
     def upload(self, content_type: str, body: bytes) -> dict[str, Any]:
@@ -91,7 +94,7 @@ class FakeBatches:
                 "request_counts": {"total": len(lines), "completed": 0, "failed": 0},
                 "metadata": body.get("metadata"),
                 "_lines": lines,
-                "_due": time.monotonic() + self.plan.delay,
+                "_created": time.monotonic(),
             }
         return _public(batch)
 
@@ -101,7 +104,8 @@ class FakeBatches:
             batch = self.batches.get(batch_id)
             if batch is None:
                 raise BadRequest(f"no batch {batch_id!r}", 404)
-            if batch["status"] == "in_progress" and time.monotonic() >= batch["_due"]:
+            # The plan's delay as it is now: a test may hold jobs back, then let them finish.
+            if batch["status"] == "in_progress" and time.monotonic() >= batch["_created"] + self.plan.delay:
                 self._finish(batch)
             return _public(batch)
 
@@ -127,8 +131,7 @@ class FakeBatches:
                 error = {"code": "batch_expired", "message": "This request could not be executed before the "
                          "completion window expired."}  # fmt: skip
                 errors.append({**row, "response": None, "error": error})
-            elif self._failed < self.plan.fail_items:
-                self._failed += 1
+            elif self._fails(line["body"]):
                 body = {"error": {"message": "injected fault", "type": "server_error"}}
                 errors.append({**row, "response": {"status_code": 500, "body": body}, "error": None})
             else:
@@ -141,6 +144,13 @@ class FakeBatches:
                 file_id = f"file-{next(self._ids)}"
                 self.files[file_id] = "".join(json.dumps(row) + "\n" for row in rows).encode()
                 batch[key] = file_id
+
+    def _fails(self, body: dict[str, Any]) -> bool:
+        self._answered += 1
+        marked = self.plan.fail_containing
+        if marked is not None and marked in str(body["messages"][-1].get("content", "")):
+            return True
+        return bool(self.plan.fail_every) and self._answered % self.plan.fail_every == 0
 
 
 def _public(batch: dict[str, Any]) -> dict[str, Any]:

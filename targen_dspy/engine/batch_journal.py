@@ -71,17 +71,23 @@ class BatchJournal:
 
     def open(self, answers: Answers) -> BatchJournal:
         """Read the jobs and the fetched results (into `answers`), then append from here."""
+        self.read(answers)
+        self._events = self.run_dir.appender(self.run_dir.batches)
+        self._responses = self.run_dir.appender(self.run_dir.responses)
+        return self
+
+    def read(self, answers: Answers | None = None) -> BatchJournal:
+        """The jobs, the tokens of the fetched results, and the results into `answers` if given."""
         for event in self.run_dir.iter_jsonl(self.run_dir.batches):
             self._apply(event)
         seen: set[tuple[str, str]] = set()  # a crash between a batch's results and `fetched` repeats them
         for row in self.run_dir.iter_jsonl(self.run_dir.responses):
             if (row["batch"], row["custom_id"]) not in seen:
                 seen.add((row["batch"], row["custom_id"]))
-                answers.add(row["custom_id"], row["status"], row["body"])
+                if answers is not None:
+                    answers.add(row["custom_id"], row["status"], row["body"])
                 if row["status"] == 200:
                     self.usage.add(row["body"])
-        self._events = self.run_dir.appender(self.run_dir.batches)
-        self._responses = self.run_dir.appender(self.run_dir.responses)
         return self
 
     def close(self) -> None:

@@ -128,7 +128,7 @@ def run(
             rounds = stack.enter_context(batch.rounds(run_dir, engine.meter, settings, progress))
             scheduler = rounds.scheduler()
             make_all = partial(rounds.make, partial(_make, program))
-        done = _done(run_dir)
+        done = done_slots(run_dir)
         materials = _materials(program, run_dir, scheduler, settings, progress)
         todo = (slot for slot in program.plan(settings.n, materials) if slot.id not in done)
         bar = tqdm(total=settings.n, initial=min(len(done), settings.n), desc=program.spec.name, unit="inst",
@@ -180,7 +180,7 @@ def _group_check(
     return group
 
 
-def _done(run_dir: RunDirectory) -> set[str]:
+def done_slots(run_dir: RunDirectory) -> set[str]:
     """The ids of the slots a run has finished: kept, found duplicate or rejected (failed ones are
     tried again)."""
     files = (run_dir.data, run_dir.duplicates, run_dir.rejected)
