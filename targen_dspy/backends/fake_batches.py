@@ -27,11 +27,13 @@ class BatchPlan:
     """How the fake's batches behave (read when a batch is retrieved): seconds until a batch is done,
     which items come back as server errors (every `fail_every`-th answered, over all batches; 1: all), how
     many batches (the first created) expire; and every item whose request's last message contains
-    `fail_containing`, if set, fails."""
+    `fail_containing`, if set, fails. A batch whose metadata names a stage in `hold_stages`
+    (`targen_stage`, as targen's client sends) stays in progress: a client is then certainly polling it."""
 
     delay: float = 0.0
     fail_every: int = 0
     fail_containing: str | None = None
+    hold_stages: frozenset[str] = frozenset()
     expire_batches: int = 0
 
 
@@ -105,7 +107,9 @@ class FakeBatches:
             if batch is None:
                 raise BadRequest(f"no batch {batch_id!r}", 404)
             # The plan's delay as it is now: a test may hold jobs back, then let them finish.
-            if batch["status"] == "in_progress" and time.monotonic() >= batch["_created"] + self.plan.delay:
+            held = (batch["metadata"] or {}).get("targen_stage") in self.plan.hold_stages
+            due = time.monotonic() >= batch["_created"] + self.plan.delay
+            if batch["status"] == "in_progress" and due and not held:
                 self._finish(batch)
             return _public(batch)
 

@@ -247,7 +247,7 @@ class FakeOpenAI:
                 pass
 
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                path = self.path.rstrip("/")
+                path = self.path.split("?", 1)[0].rstrip("/")
                 if path == "/stats":
                     with server._lock:
                         stats = asdict(server.traffic)

@@ -341,6 +341,13 @@ def report(stats, run_dir, labels) -> None:
         f"({spent['cache_hits']} from cache, {spent['retries']} retries), "
         f"{spent['prompt_tokens']}+{spent['completion_tokens']} tokens, {cost}, {spent['seconds']:.1f}s"
     )
+    if stats.batch is not None:
+        batch = stats.batch
+        cost = "unknown cost" if batch["cost_usd"] is None else f"${batch['cost_usd']:.4f} at batch prices"
+        print(
+            f"batch jobs of the whole run: {batch['jobs']} jobs, {batch['requests']} requests, "
+            f"{batch['prompt_tokens']}+{batch['completion_tokens']} tokens, {cost}"
+        )
     if stats.label_imbalance:
         print(f"warning: {stats.label_imbalance}")
     if stats.retries:
