@@ -37,6 +37,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from targen_dspy.backends.fake_batches import BadRequest, BatchPlan, FakeBatches
+from targen_dspy.text.tokens import count_tokens
 
 _ASKED_FIELDS = re.compile(r"`(\w+)`")
 # What a server that ignores the JSON format answers: DSPy's chat-adapter field blocks.
@@ -111,7 +112,7 @@ class FakeOpenAI:
         self.flip_labels = flip_labels
         self.judge_label = judge_label
         self.majority_of_demos = majority_of_demos
-        self.usage_tokens = usage_tokens  # tokens every answer reports (default: a quarter of its characters)
+        self.usage_tokens = usage_tokens  # tokens every answer reports (default: counted, `count_tokens`)
         self._flips = random.Random(0)
         self.garbage_after = dict(garbage_after or {})  # output field -> good answers before garbage
         self.answered: dict[str, int] = {}  # calls so far, by output field asked for
@@ -209,11 +210,14 @@ class FakeOpenAI:
         options = ast.literal_eval(f"[{_LITERAL.search(request_line).group(1)}]")
         return options[(options.index(proposed) + 1) % len(options)]
 
-    def _usage(self, prompt: str, content: str) -> dict[str, int]:
+    def _usage(self, body: dict[str, Any], content: str) -> dict[str, int]:
+        """Tokens as a provider bills them: every message of the request, and the answer."""
         if self.usage_tokens is not None:
             prompt_tokens, completion_tokens = self.usage_tokens, 0
         else:
-            prompt_tokens, completion_tokens = len(prompt) // 4, len(content) // 4
+            model = str(body.get("model", ""))
+            prompt_tokens = count_tokens("".join(str(m.get("content", "")) for m in body["messages"]), model)
+            completion_tokens = count_tokens(content, model)
         return {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
@@ -236,7 +240,7 @@ class FakeOpenAI:
             "choices": [
                 {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}
             ],
-            "usage": self._usage(prompt, content),
+            "usage": self._usage(body, content),
         }
 
     def _handler(self):

@@ -1,7 +1,18 @@
 """The `targen` subcommands. Each module has HELP, `add_arguments(parser)` and `run(args)`; adding a
 command is a new module plus one entry in COMMANDS."""
 
-from targen_dspy.commands import analyze, compile, export, generate, new_task, review, status, tasks, validate
+from targen_dspy.commands import (
+    analyze,
+    compile,
+    estimate,
+    export,
+    generate,
+    new_task,
+    review,
+    status,
+    tasks,
+    validate,
+)
 
 COMMANDS = {
     "tasks": tasks,
@@ -13,4 +24,5 @@ COMMANDS = {
     "analyze": analyze,
     "review": review,
     "status": status,
+    "estimate": estimate,
 }
