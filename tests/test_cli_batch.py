@@ -125,3 +125,20 @@ def test_poll_seconds_without_batch_and_status_of_no_run(tmp_path):
     out = subprocess.run([sys.executable, "-m", "targen_dspy.cli", "status", str(tmp_path)],
                          capture_output=True, text=True, timeout=60)  # fmt: skip
     assert out.returncode == 2 and "is not a TarGEN run directory" in out.stderr
+
+
+def test_status_reads_a_running_run_without_changing_it(tmp_path):
+    """A run writing its last line as status reads: the torn line is skipped, the files left as they are."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "manifest.json").write_text(json.dumps({"task": "rte", "settings": {"n": 4, "batch": True}}))
+    data = '{"id": "c0-s0-l0", "label": "entailment"}\n{"id": "c0-s0-l1", "lab'
+    uploaded = {"event": "uploaded", "file": "file-1", "stage": "instances", "custom_ids": ["a", "b"],
+                "slots": ["c0-s0-l1", "c0-s1-l0"]}  # fmt: skip
+    journal = json.dumps(uploaded) + '\n{"event": "submitted", "file": "file-1", "batch": "batch_2"}\n{"eve'
+    (run / "data.jsonl").write_text(data)
+    (run / "batches.jsonl").write_text(journal)
+    out = status(run, tmp_path)
+    assert "1 of 4 slots done, 3 pending" in out
+    assert "batch_2" in out and "instances" in out and "submitted" in out and "2 requests, 2 slots" in out
+    assert (run / "data.jsonl").read_text() == data and (run / "batches.jsonl").read_text() == journal

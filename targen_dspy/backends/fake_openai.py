@@ -356,8 +356,9 @@ def main(argv: list[str] | None = None) -> None:
     is at `GET /stats` (the API base without `/v1`)."""
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every call")
+    parser.add_argument("--batch-delay", type=float, default=0.0, help="seconds until a batch job is done")
     args = parser.parse_args(argv)
-    with FakeOpenAI(latency=args.latency) as server:
+    with FakeOpenAI(latency=args.latency, batches=BatchPlan(delay=args.batch_delay)) as server:
         print(server.api_base, flush=True)
         sys.stdin.read()  # EOF when the parent closes the pipe or dies
 

@@ -20,7 +20,7 @@ def run(args: argparse.Namespace) -> None:
     from targen_dspy.engine.runner import done_slots
     from targen_dspy.errors import RunError
 
-    run_dir = RunDirectory(args.run)
+    run_dir = RunDirectory(args.run, read_only=True)
     manifest = run_dir.read_json(run_dir.manifest) or {}
     settings = manifest.get("settings")
     planned = settings.get("n") if isinstance(settings, dict) else None

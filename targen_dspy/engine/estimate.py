@@ -130,7 +130,8 @@ class PlaceholderEngine:
 
 def estimate(program: TarGEN, n: int, seeds_per_context: int, model: str, batch: bool) -> Estimate:
     """The expected calls, tokens and price of a run of `n` instances of `program` on `model` (under
-    `dspy.context(adapter=...)`, the adapter of the run)."""
+    `dspy.context(adapter=...)`, the adapter of the run). The program's predictors get placeholder
+    models: pass a program of its own."""
     tally: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])  # step -> calls, input, output
     for name, predictor in program.named_predictors():
         attribute = name.split(".", 1)[0]
