@@ -43,7 +43,8 @@ def run(args: argparse.Namespace) -> None:
         counts = ", ".join(f"{k} {v}" for k, v in job.counts.items() if k != "total")
         state = job.status + (", fetched" if job.fetched else "")
         print(
-            f"  {job.batch or job.file:<24} {job.stage:<10} {state:<22} {len(job.custom_ids)} requests"
+            f"  {job.batch or job.file:<24} {job.stage:<10} {state:<22} {len(job.custom_ids)} "
+            + ("request" if len(job.custom_ids) == 1 else "requests")
             + (f" ({counts})" if counts else "")
             + (f", {len(job.slots)} slots" if job.slots else "")
         )
