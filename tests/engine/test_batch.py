@@ -19,6 +19,7 @@ from targen_dspy.engine.rundir import RunDirectory, targen_records
 from targen_dspy.engine.runner import RunSettings, run
 from targen_dspy.errors import ModelError, RunError
 from targen_dspy.program import TarGEN
+from targen_dspy.signatures import load_task
 
 MODEL = "openai/gpt-4o-mini"
 
@@ -47,11 +48,13 @@ def rows(path, name="data.jsonl"):
     return [json.loads(line) for line in file.read_text().splitlines()] if file.exists() else []
 
 
-def test_batch_and_online_runs_give_the_same_records(rte, tmp_path, monkeypatch):
+@pytest.mark.parametrize("task", ["rte", "ticket_urgency"])  # two labels; four labels over attributes
+def test_batch_and_online_runs_give_the_same_records(task, tmp_path, monkeypatch):
+    spec = load_task(task)
     with FakeOpenAI() as online_server:
-        online = generate(rte, online_server, tmp_path / "online", 12, batch=False, monkeypatch=monkeypatch)
+        online = generate(spec, online_server, tmp_path / "online", 12, batch=False, monkeypatch=monkeypatch)
     with FakeOpenAI(batches=BatchPlan(delay=0.05)) as server:
-        batched = generate(rte, server, tmp_path / "batch", 12, batch=True, monkeypatch=monkeypatch)
+        batched = generate(spec, server, tmp_path / "batch", 12, batch=True, monkeypatch=monkeypatch)
         submitted = server.batches.submitted
     online_rows, batch_rows = rows(tmp_path / "online"), rows(tmp_path / "batch")
     assert [set(row) for row in batch_rows] == [set(row) for row in online_rows]
@@ -67,6 +70,10 @@ def test_batch_and_online_runs_give_the_same_records(rte, tmp_path, monkeypatch)
     # the fake bills a quarter of the characters: the same prompts, so the same tokens as online
     assert batched["this_invocation"]["prompt_tokens"] == online["this_invocation"]["prompt_tokens"]
     assert batched["batch"]["cost_usd"] == pytest.approx(online["this_invocation"]["cost_usd"] / 2, rel=0.05)
+    attributes = [{row["id"]: row.get("attributes") for row in run} for run in (batch_rows, online_rows)]
+    assert attributes[0] == attributes[1]
+    manifest = json.loads((tmp_path / "batch" / "manifest.json").read_text())
+    assert manifest["settings"]["batch"] is True
     journal = rows(tmp_path / "batch", "batches.jsonl")
     stages = [event["stage"] for event in journal if event["event"] == "uploaded"]
     assert stages == ["contexts", "seeds", "instances", "instances"]
