@@ -20,11 +20,12 @@ from targen_dspy.engine.runner import RunSettings, run
 from targen_dspy.errors import ModelError, RunError
 from targen_dspy.program import TarGEN
 from targen_dspy.signatures import load_task
+from tests.engine.test_dedup import FakeEncoder
 
 MODEL = "openai/gpt-4o-mini"
 
 
-def generate(spec, server, path, n, *, batch, monkeypatch, **settings):
+def generate(spec, server, path, n, *, batch, monkeypatch, embed=None, **settings):
     """A run of `n` instances into `path` (its own DSPy cache: no answer of another run is replayed)."""
     monkeypatch.setattr(dspy, "cache", RunCache(str(path.parent / f"{path.name}-cache")))
     program = TarGEN(spec)
@@ -39,7 +40,9 @@ def generate(spec, server, path, n, *, batch, monkeypatch, **settings):
     run_dir = RunDirectory(path, targen_records(spec.label_field, list(spec.fields)))
     settings = RunSettings(n=n, seeds_per_context=2, batch=batch, **settings)
     with dspy.context(adapter=SignatureCachedJSONAdapter()):
-        stats = run(program, run_dir, settings, {"generator": MODEL}, progress=False, batch=backend)
+        stats = run(
+            program, run_dir, settings, {"generator": MODEL}, progress=False, batch=backend, embed=embed
+        )
     return stats.to_json()
 
 
@@ -79,6 +82,19 @@ def test_batch_and_online_runs_give_the_same_records(task, tmp_path, monkeypatch
     assert stages == ["contexts", "seeds", "instances", "instances"]
     uploaded = [event for event in journal if event["event"] == "uploaded" and event["stage"] == "instances"]
     assert all(sorted(event["slots"]) == sorted(r["id"] for r in batch_rows) for event in uploaded)
+
+
+def test_group_checking_drops_the_same_instances_as_online(rte, tmp_path, monkeypatch):
+    counts = []
+    for batch in (False, True):
+        with FakeOpenAI(batches=BatchPlan()) as server:
+            stats = generate(rte, server, tmp_path / f"run-{batch}", 8, batch=batch, monkeypatch=monkeypatch,
+                             embed=FakeEncoder().embed, dedup=0.9)  # fmt: skip
+        kept, dropped = rows(tmp_path / f"run-{batch}"), rows(tmp_path / f"run-{batch}", "duplicates.jsonl")
+        counts.append(
+            (stats["duplicates_removed"], sorted(r["id"] for r in kept), sorted(r["id"] for r in dropped))
+        )
+    assert counts[0] == counts[1] and counts[0][0] > 0  # the fake's texts differ only in their numbers
 
 
 def test_unparseable_answers_are_asked_again_in_the_next_round(rte, tmp_path, monkeypatch):
