@@ -86,9 +86,6 @@ class Answers:
                 return self._errors[custom_id]
             return None
 
-    def __len__(self) -> int:
-        return len(self._ok)
-
 
 class ReplayTransport:
     """An lm15 transport that answers from `Answers` and defers the rest; it never opens a socket."""

@@ -25,6 +25,7 @@ from targen_dspy.engine.batch_journal import BatchJournal, Job
 from targen_dspy.engine.calls import CallEngine, RunSettings
 from targen_dspy.engine.limits import RetryPolicy
 from targen_dspy.engine.meter import Meter, price
+from targen_dspy.engine.rundir import RunDirectory
 from targen_dspy.errors import ModelError
 from targen_dspy.program.plan import Slot
 from targen_dspy.program.records import Failure, Record
@@ -38,14 +39,16 @@ UNREACHABLE_POLLS = 20  # polls in a row that fail before the run stops (rerun t
 
 @dataclass
 class BatchBackend:
-    """A batch run's provider side: the API client, the answers store its LMs replay from, how often
-    to poll, and the model named in its prices."""
+    """A batch run's provider side: the API client, the answers its LMs replay from (`batch_lm`) and
+    how often to poll a running job."""
 
     client: OpenAIBatches
     answers: Answers
     poll_seconds: float = 30.0
 
-    def rounds(self, run_dir: Any, meter: Meter, settings: RunSettings, progress: bool) -> BatchRounds:
+    def rounds(
+        self, run_dir: RunDirectory, meter: Meter, settings: RunSettings, progress: bool
+    ) -> BatchRounds:
         return BatchRounds(self, BatchJournal(run_dir), meter, settings, progress)
 
 
@@ -137,9 +140,11 @@ class BatchRounds:
     def _wait(self, jobs: list[Job]) -> None:
         """Poll `jobs` until each is done and fetched."""
         unreachable = 0
+        if not jobs:
+            return
         requests = sum(len(job.custom_ids) for job in jobs)
-        desc = f"batch {jobs[0].stage}" if jobs else "batch"
-        bar = tqdm(total=requests, desc=desc, unit="req", disable=not self.progress or not jobs, leave=False)
+        desc = f"batch {jobs[0].stage}"
+        bar = tqdm(total=requests, desc=desc, unit="req", disable=not self.progress, leave=False)
         with bar:
             while jobs:
                 try:

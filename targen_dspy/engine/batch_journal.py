@@ -66,6 +66,9 @@ class BatchJournal:
         self.run_dir = run_dir
         self.jobs: dict[str, Job] = {}  # by input file id
         self.usage = Usage()  # over every invocation of the run
+        # (batch, custom_id) of the results stored: a crash between a job's results and its `fetched`
+        # line makes the rerun fetch them again, and each is to count once
+        self._stored: set[tuple[str, str]] = set()
         self._events: JsonlAppender | None = None
         self._responses: JsonlAppender | None = None
 
@@ -80,10 +83,9 @@ class BatchJournal:
         """The jobs, the tokens of the fetched results, and the results into `answers` if given."""
         for event in self.run_dir.iter_jsonl(self.run_dir.batches):
             self._apply(event)
-        seen: set[tuple[str, str]] = set()  # a crash between a batch's results and `fetched` repeats them
         for row in self.run_dir.iter_jsonl(self.run_dir.responses):
-            if (row["batch"], row["custom_id"]) not in seen:
-                seen.add((row["batch"], row["custom_id"]))
+            if (row["batch"], row["custom_id"]) not in self._stored:
+                self._stored.add((row["batch"], row["custom_id"]))
                 if answers is not None:
                     answers.add(row["custom_id"], row["status"], row["body"])
                 if row["status"] == 200:
@@ -118,10 +120,12 @@ class BatchJournal:
             self._log({"event": "state", "file": job.file, "status": state.status, "counts": state.counts})
 
     def fetched(self, job: Job, rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-        """Append the batch's result rows (yielded once durable), then mark it fetched."""
+        """Append the batch's result rows not stored yet (yielded once durable), then mark it fetched."""
         for row in rows:
-            self._responses.append({**row, "batch": job.batch})
-            yield row
+            if (job.batch, row["custom_id"]) not in self._stored:
+                self._stored.add((job.batch, row["custom_id"]))
+                self._responses.append({**row, "batch": job.batch})
+                yield row
         self._log({"event": "fetched", "file": job.file})
 
     def _log(self, event: dict[str, Any]) -> Job:

@@ -25,9 +25,10 @@ from tests.engine.test_dedup import FakeEncoder
 MODEL = "openai/gpt-4o-mini"
 
 
-def generate(spec, server, path, n, *, batch, monkeypatch, embed=None, **settings):
-    """A run of `n` instances into `path` (its own DSPy cache: no answer of another run is replayed)."""
-    monkeypatch.setattr(dspy, "cache", RunCache(str(path.parent / f"{path.name}-cache")))
+def generate(spec, server, path, n, *, batch, monkeypatch, embed=None, cache="cache", **settings):
+    """A run of `n` instances into `path` (its own DSPy cache, named `cache`: no answer of another run is
+    replayed)."""
+    monkeypatch.setattr(dspy, "cache", RunCache(str(path.parent / f"{path.name}-{cache}")))
     program = TarGEN(spec)
     online = build_lm(MODEL, api_base=server.api_base)
     backend = None
@@ -157,3 +158,26 @@ def test_a_corrupt_journal_is_a_one_line_error(rte, tmp_path, monkeypatch):
     (run_dir / "batches.jsonl").write_text('{"event": "fetched", "file": "file-9"}\n')
     with FakeOpenAI() as server, pytest.raises(RunError, match="names file file-9 before its upload"):
         generate(rte, server, run_dir, 4, batch=True, monkeypatch=monkeypatch)
+
+
+def test_a_crash_while_storing_a_jobs_results_fetches_the_rest_once(rte, tmp_path, monkeypatch):
+    """Killed after some of a job's results were appended and before its `fetched` line: the rerun polls
+    that job again, stores the results it lacks, each once, and submits nothing again."""
+    run_dir = tmp_path / "run"
+    with FakeOpenAI(batches=BatchPlan()) as server:
+        generate(rte, server, run_dir, 6, batch=True, monkeypatch=monkeypatch)
+        events = rows(run_dir, "batches.jsonl")
+        last = events[-1]["file"]
+        assert events[-1] == {"event": "fetched", "file": last}
+        (run_dir / "batches.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events[:-1]))
+        stored = (run_dir / "responses.jsonl").read_text().splitlines(keepends=True)
+        (run_dir / "responses.jsonl").write_text("".join(stored[:-3]))  # the last 3 results not yet stored
+        (run_dir / "data.jsonl").unlink()  # nor any record
+        submitted_before = dict(server.batches.submitted)
+        # a fresh DSPy cache: the killed process had not used the answers it had not stored
+        stats = generate(rte, server, run_dir, 6, batch=True, monkeypatch=monkeypatch, cache="rerun")
+        assert dict(server.batches.submitted) == submitted_before
+    assert stats["instances"] == 6
+    responses = [(row["batch"], row["custom_id"]) for row in rows(run_dir, "responses.jsonl")]
+    assert len(responses) == len(set(responses)) == len(stored)
+    assert stats["batch"]["answers"] == len(stored)
