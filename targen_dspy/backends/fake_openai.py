@@ -106,6 +106,7 @@ class FakeOpenAI:
         usage_tokens: int | None = None,
         majority_of_demos: bool = False,
         batches: BatchPlan | None = None,
+        record_bodies: bool = False,
     ):
         self.latency = latency
         self.faults = faults or FaultPlan()
@@ -117,6 +118,7 @@ class FakeOpenAI:
         self.garbage_after = dict(garbage_after or {})  # output field -> good answers before garbage
         self.answered: dict[str, int] = {}  # calls so far, by output field asked for
         self.calls = 0
+        self.bodies: list[dict[str, Any]] | None = [] if record_bodies else None  # chat requests, in order
         self.held = 0  # requests waiting for `release()`
         self._hold_after: int | None = None
         self._gate = threading.Event()
@@ -279,6 +281,8 @@ class FakeOpenAI:
                     return
                 with server._lock:
                     server.traffic.arrived()
+                    if server.bodies is not None:
+                        server.bodies.append(json.loads(body))
                 try:
                     self._chat(json.loads(body))
                 finally:

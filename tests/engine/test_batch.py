@@ -55,11 +55,14 @@ def rows(path, name="data.jsonl"):
 @pytest.mark.parametrize("task", ["rte", "ticket_urgency"])  # two labels; four labels over attributes
 def test_batch_and_online_runs_give_the_same_records(task, tmp_path, monkeypatch):
     spec = load_task(task)
-    with FakeOpenAI() as online_server:
+    with FakeOpenAI(record_bodies=True) as online_server:
         online = generate(spec, online_server, tmp_path / "online", 12, batch=False, monkeypatch=monkeypatch)
     with FakeOpenAI(batches=BatchPlan(delay=0.05)) as server:
         batched = generate(spec, server, tmp_path / "batch", 12, batch=True, monkeypatch=monkeypatch)
         submitted = server.batches.submitted
+        first_file = json.loads(server.batches.files["file-1"].splitlines()[0])
+    # the first request (contexts: no earlier answer shapes it) is the online run's, the same JSON body
+    assert first_file["body"] == online_server.bodies[0] and first_file["url"] == "/v1/chat/completions"
     online_rows, batch_rows = rows(tmp_path / "online"), rows(tmp_path / "batch")
     assert [set(row) for row in batch_rows] == [set(row) for row in online_rows]
     assert sorted(row["id"] for row in batch_rows) == sorted(row["id"] for row in online_rows)
