@@ -143,8 +143,9 @@ class BatchRounds:
         if not jobs:
             return
         requests = sum(len(job.custom_ids) for job in jobs)
-        desc = f"batch {jobs[0].stage}"
-        bar = tqdm(total=requests, desc=desc, unit="req", disable=not self.progress, leave=False)
+        done = sum(_finished(job.counts) for job in jobs)  # as last seen, by an earlier invocation too
+        bar = tqdm(total=requests, initial=done, desc=f"batch {jobs[0].stage}", unit="req",
+                   disable=not self.progress, leave=False)  # fmt: skip
         with bar:
             while jobs:
                 try:
@@ -168,12 +169,14 @@ class BatchRounds:
                 self.journal.abandoned(job)
                 return True
             self.journal.submitted(job, state)
+        before = _finished(job.counts)
         state = client.retrieve(job.batch)
         self.journal.state(job, state)
+        bar.update(_finished(job.counts) - before)  # a 24-hour job shows its progress as it goes
         if not state.done:
             return False
         self._fetch(job, state)
-        bar.update(len(job.custom_ids))
+        bar.update(len(job.custom_ids) - _finished(job.counts))
         return True
 
     def _fetch(self, job: Job, state: BatchState) -> None:
@@ -211,6 +214,10 @@ class BatchScheduler:
         jobs = {str(i): partial(call, item) for i, item in enumerate(items)}
         results = dict(self.rounds.settle(step, jobs))
         yield from (results[str(i)] for i in range(len(items)))
+
+
+def _finished(counts: dict[str, int]) -> int:
+    return counts.get("completed", 0) + counts.get("failed", 0)
 
 
 def _results(lines: Iterable[dict[str, Any]], state: BatchState) -> Iterator[dict[str, Any]]:
