@@ -91,10 +91,11 @@ HEADER = (
 
 
 @contextmanager
-def mock_server(latency: float) -> Iterator[str]:
-    """A fresh fake OpenAI server in a process of its own; yields its API base."""
+def mock_server(latency: float, *options: str) -> Iterator[str]:
+    """A fresh fake OpenAI server in a process of its own (more command-line `options` of it); yields its
+    API base."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "targen_dspy.backends.fake_openai", "--latency", str(latency)],
+        [sys.executable, "-m", "targen_dspy.backends.fake_openai", "--latency", str(latency), *options],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

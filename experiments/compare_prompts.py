@@ -621,7 +621,7 @@ def _generate_all(
     sets: dict[str, tuple[Path, list[dict]]] = {}
     generation: dict[str, dict[str, Any]] = {}
     scores = None
-    with dspy.context(adapter=adapter_for(args.model)):
+    with dspy.context(adapter=adapter_for(args.model, spec)):
         for method in args.methods:
             try:
                 if args.judge_only:

@@ -278,9 +278,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     experiment = args.out / f"{plain.name}-{model_slug(args.model)}-n{args.n}"
     experiment.mkdir(parents=True, exist_ok=True)
     runs = {}
-    with dspy.context(adapter=adapter_for(args.model)):
-        for name in RUNS:
-            spec = attributed if name.startswith("attributes") else plain
+    for name in RUNS:
+        spec = attributed if name.startswith("attributes") else plain
+        with dspy.context(adapter=adapter_for(args.model, spec)):
             runs[name] = generate(spec, name, lm, encoder, experiment, args)
     rows, analyses = analyse_runs(plain, runs, encoder, experiment, args)
     rows = kept_timings(rows, experiment / "results.json")

@@ -36,6 +36,9 @@ from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from targen_dspy.backends.fake_batches import BadRequest, BatchPlan, FakeBatches
+from targen_dspy.text.tokens import count_tokens
+
 _ASKED_FIELDS = re.compile(r"`(\w+)`")
 # What a server that ignores the JSON format answers: DSPy's chat-adapter field blocks.
 GARBAGE = "[[ ## answer ## ]]\nnot the JSON object that was asked for"
@@ -102,17 +105,20 @@ class FakeOpenAI:
         judge_label: Any = None,
         usage_tokens: int | None = None,
         majority_of_demos: bool = False,
+        batches: BatchPlan | None = None,
+        record_bodies: bool = False,
     ):
         self.latency = latency
         self.faults = faults or FaultPlan()
         self.flip_labels = flip_labels
         self.judge_label = judge_label
         self.majority_of_demos = majority_of_demos
-        self.usage_tokens = usage_tokens  # tokens every answer reports (default: a quarter of its characters)
+        self.usage_tokens = usage_tokens  # tokens every answer reports (default: counted, `count_tokens`)
         self._flips = random.Random(0)
         self.garbage_after = dict(garbage_after or {})  # output field -> good answers before garbage
         self.answered: dict[str, int] = {}  # calls so far, by output field asked for
         self.calls = 0
+        self.bodies: list[dict[str, Any]] | None = [] if record_bodies else None  # chat requests, in order
         self.held = 0  # requests waiting for `release()`
         self._hold_after: int | None = None
         self._gate = threading.Event()
@@ -121,6 +127,7 @@ class FakeOpenAI:
         self.traffic = Traffic()
         self._counter = itertools.count()
         self._lock = threading.Lock()
+        self.batches = FakeBatches(self.completion, batches)  # /v1/files and /v1/batches
         self._server = _Server(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -209,15 +216,37 @@ class FakeOpenAI:
         options = ast.literal_eval(f"[{_LITERAL.search(request_line).group(1)}]")
         return options[(options.index(proposed) + 1) % len(options)]
 
-    def _usage(self, prompt: str, content: str) -> dict[str, int]:
+    def _usage(self, body: dict[str, Any], content: str) -> dict[str, int]:
+        """Tokens as a provider bills them: every message of the request, and the answer."""
         if self.usage_tokens is not None:
             prompt_tokens, completion_tokens = self.usage_tokens, 0
         else:
-            prompt_tokens, completion_tokens = len(prompt) // 4, len(content) // 4
+            model = str(body.get("model", ""))
+            prompt_tokens = count_tokens("".join(str(m.get("content", "")) for m in body["messages"]), model)
+            completion_tokens = count_tokens(content, model)
         return {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens,
+        }
+
+    def completion(self, body: dict[str, Any], garbage: bool = False) -> dict[str, Any]:
+        """The chat completion answering `body` (a request with messages): the answer, or garbage when
+        asked to or under `garbage_after`. The batch endpoints answer each line with it too."""
+        prompt = str(body["messages"][-1].get("content", ""))  # the request, not the demos
+        garbage = garbage or self.garbles(prompt)
+        turns = body["messages"][:-1]
+        demos = [str(m.get("content", "")) for m in turns if m.get("role") == "assistant"]
+        content = GARBAGE if garbage else json.dumps(self.answer(prompt, demos))
+        return {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", "fake"),
+            "choices": [
+                {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}
+            ],
+            "usage": self._usage(body, content),
         }
 
     def _handler(self):
@@ -228,21 +257,52 @@ class FakeOpenAI:
                 pass
 
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                if self.path.rstrip("/") != "/stats":
-                    self._send(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
+                path = self.path.split("?", 1)[0].rstrip("/")
+                if path == "/stats":
+                    with server._lock:
+                        stats = asdict(server.traffic)
+                    self._send(200, stats)
                     return
-                with server._lock:
-                    stats = asdict(server.traffic)
-                self._send(200, stats)
+                batches = server.batches
+                if path.startswith("/v1/files/") and path.endswith("/content"):
+                    self._batch_api(lambda: batches.content(path.split("/")[3]))
+                elif path.startswith("/v1/batches/"):
+                    self._batch_api(lambda: batches.retrieve(path.split("/")[3]))
+                elif path == "/v1/batches":
+                    self._batch_api(batches.listing)
+                else:
+                    self._send(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
 
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                path = self.path.rstrip("/")
+                if path == "/v1/files":
+                    content_type = self.headers.get("Content-Type", "")
+                    self._batch_api(lambda: server.batches.upload(content_type, body))
+                    return
+                if path == "/v1/batches":
+                    self._batch_api(lambda: server.batches.create(json.loads(body)))
+                    return
                 with server._lock:
                     server.traffic.arrived()
+                    if server.bodies is not None:
+                        server.bodies.append(json.loads(body))
                 try:
-                    self._chat(json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0)))))
+                    self._chat(json.loads(body))
                 finally:
                     with server._lock:
                         server.traffic.answered()
+
+            def _batch_api(self, answer) -> None:
+                try:
+                    result = answer()
+                except BadRequest as exc:
+                    self._send(exc.status, {"error": {"message": str(exc), "type": "invalid_request_error"}})
+                    return
+                if isinstance(result, bytes):
+                    self._send_bytes(200, result, "application/jsonl")
+                else:
+                    self._send(200, result)
 
             def _chat(self, body: dict[str, Any]) -> None:
                 if not body.get("messages"):
@@ -272,33 +332,14 @@ class FakeOpenAI:
                         {"Retry-After": "0"} if kind == "429" else {},
                     )
                     return
-                prompt = str(body["messages"][-1].get("content", ""))  # the request, not the demos
-                garbage = kind == "garbage" or server.garbles(prompt)
-                turns = body["messages"][:-1]
-                demos = [str(m.get("content", "")) for m in turns if m.get("role") == "assistant"]
-                content = GARBAGE if garbage else json.dumps(server.answer(prompt, demos))
-                self._send(
-                    200,
-                    {
-                        "id": "chatcmpl-fake",
-                        "object": "chat.completion",
-                        "created": int(time.time()),
-                        "model": body.get("model", "fake"),
-                        "choices": [
-                            {
-                                "index": 0,
-                                "finish_reason": "stop",
-                                "message": {"role": "assistant", "content": content},
-                            }
-                        ],
-                        "usage": server._usage(prompt, content),
-                    },
-                )
+                self._send(200, server.completion(body, garbage=kind == "garbage"))
 
             def _send(self, status: int, payload: dict, headers: dict | None = None) -> None:
-                data = json.dumps(payload).encode()
+                self._send_bytes(status, json.dumps(payload).encode(), "application/json", headers)
+
+            def _send_bytes(self, status: int, data: bytes, kind: str, headers: dict | None = None) -> None:
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(data)))
                 for key, value in (headers or {}).items():
                     self.send_header(key, value)
@@ -323,8 +364,9 @@ def main(argv: list[str] | None = None) -> None:
     is at `GET /stats` (the API base without `/v1`)."""
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every call")
+    parser.add_argument("--batch-delay", type=float, default=0.0, help="seconds until a batch job is done")
     args = parser.parse_args(argv)
-    with FakeOpenAI(latency=args.latency) as server:
+    with FakeOpenAI(latency=args.latency, batches=BatchPlan(delay=args.batch_delay)) as server:
         print(server.api_base, flush=True)
         sys.stdin.read()  # EOF when the parent closes the pipe or dies
 

@@ -1,7 +1,18 @@
 """The `targen` subcommands. Each module has HELP, `add_arguments(parser)` and `run(args)`; adding a
 command is a new module plus one entry in COMMANDS."""
 
-from targen_dspy.commands import analyze, compile, export, generate, new_task, review, tasks, validate
+from targen_dspy.commands import (
+    analyze,
+    compile,
+    estimate,
+    export,
+    generate,
+    new_task,
+    review,
+    status,
+    tasks,
+    validate,
+)
 
 COMMANDS = {
     "tasks": tasks,
@@ -12,4 +23,6 @@ COMMANDS = {
     "export": export,
     "analyze": analyze,
     "review": review,
+    "status": status,
+    "estimate": estimate,
 }

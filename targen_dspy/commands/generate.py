@@ -25,6 +25,8 @@ ONLY_FOR = {
         "harder": "self-reference has no rewriting steps",
         "verify_code": "self-reference has no verification steps",
         "corpus": "self-reference has no verification steps",
+        "batch": "self-reference's rounds each need the one before, online",
+        "poll_seconds": "self-reference's rounds each need the one before, online",
     },
     "self-reference": {
         "example": "TarGEN starts from no example",
@@ -119,6 +121,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     method.add_argument(
         "--patience", type=int, help="stop after this many rounds with nothing new (default 3)"
     )
+    batch = parser.add_argument_group("provider batch APIs (half price, results within 24 h)")
+    batch.add_argument(
+        "--batch",
+        action="store_true",
+        default=None,  # None: not given (see ONLY_FOR)
+        help="send every stage's calls as OpenAI batch jobs (--model openai/NAME); a rerun resumes the jobs",
+    )
+    batch.add_argument(
+        "--poll-seconds", type=float, help="with --batch: seconds between looks at a running job (default 30)"
+    )
     parser.add_argument("--force", action="store_true", help="resume even if the spec or program changed")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
@@ -152,19 +164,68 @@ def _targen(spec, args: argparse.Namespace) -> None:
         n=args.n,
         **given(args, "seeds_per_context", "workers", "rpm", "tpm", "dedup"),
         max_attempts=FILTER_ATTEMPTS if args.correction == "filter" else PARSE_ATTEMPTS,
+        batch=bool(args.batch),
     )
+    check_batch_options(args)
     options = generation_options(args)
     run_dir = RunDirectory(
         args.out or Path("runs") / spec.name, targen_records(spec.label_field, list(spec.fields))
     )
     program = load_compiled(spec, args.program, options) if args.program else TarGEN(spec, options)
     models = use_models(program, args)
+    batch = batch_backend(program, args) if args.batch else None
     embed = None if args.dedup is None else _group_check_embedder()
-    with dspy.context(adapter=adapter_for(args.model, spec)):
-        stats = run_program(
-            program, run_dir, settings, models, force=args.force, progress=not args.quiet, embed=embed
-        )
+    try:
+        with dspy.context(adapter=adapter_for(args.model, spec)):
+            stats = run_program(
+                program, run_dir, settings, models, force=args.force, progress=not args.quiet, embed=embed,
+                batch=batch,
+            )  # fmt: skip
+    finally:
+        if batch is not None:
+            batch.client.close()
     report(stats, run_dir, program.labels)
+
+
+def check_batch_options(args: argparse.Namespace) -> None:
+    """A one-line error for options a batch run cannot honour, before any model is loaded."""
+    from targen_dspy.backends import LOCAL
+    from targen_dspy.errors import RunError
+
+    if not args.batch:
+        if args.poll_seconds is not None:
+            raise RunError("--poll-seconds applies to --batch runs only")
+        return
+    if args.model == LOCAL:
+        raise RunError(
+            "--batch needs a hosted model with a batch API: --model openai/NAME (not the embedded model)"
+        )
+    if args.corrector_model or args.corrector_api_base:
+        raise RunError("--batch sends every step to --model: drop --corrector-model and --corrector-api-base")
+    for option in ("workers", "rpm", "tpm"):
+        if getattr(args, option) is not None:
+            raise RunError(
+                f"--{option} applies to online runs: a batch run's calls are the provider's to schedule"
+            )
+    if args.poll_seconds is not None and not args.poll_seconds > 0:
+        raise RunError(f"--poll-seconds must be positive, got {args.poll_seconds}")
+
+
+def batch_backend(program, args: argparse.Namespace):
+    """The batch API of --model's provider (at --api-base if given), and the program's models replaced
+    by ones that replay the batch results (`backends.replay`)."""
+    import os
+
+    from targen_dspy.backends.batch_api import OpenAIBatches
+    from targen_dspy.backends.remote import PLACEHOLDER_KEY
+    from targen_dspy.backends.replay import Answers, batch_lm
+    from targen_dspy.engine.batch import BatchBackend
+
+    answers = Answers()
+    program.set_lm(batch_lm(program.predictors()[0].lm, answers))
+    key = os.environ.get("OPENAI_API_KEY", PLACEHOLDER_KEY)
+    client = OpenAIBatches(args.api_base or "https://api.openai.com/v1", key, timeout=args.timeout)
+    return BatchBackend(client, answers, args.poll_seconds or 30.0)
 
 
 def check_method_options(args: argparse.Namespace) -> None:
@@ -280,6 +341,13 @@ def report(stats, run_dir, labels) -> None:
         f"({spent['cache_hits']} from cache, {spent['retries']} retries), "
         f"{spent['prompt_tokens']}+{spent['completion_tokens']} tokens, {cost}, {spent['seconds']:.1f}s"
     )
+    if stats.batch is not None:
+        batch = stats.batch
+        cost = "unknown cost" if batch["cost_usd"] is None else f"${batch['cost_usd']:.4f} at batch prices"
+        print(
+            f"batch jobs of the whole run: {batch['jobs']} jobs, {batch['requests']} requests, "
+            f"{batch['prompt_tokens']}+{batch['completion_tokens']} tokens, {cost}"
+        )
     if stats.label_imbalance:
         print(f"warning: {stats.label_imbalance}")
     if stats.retries:

@@ -31,6 +31,7 @@ class RunSettings:
     tpm: float | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     dedup: float | None = None  # group checking: cosine at which an instance duplicates a kept one
+    batch: bool = False  # calls sent as provider batch jobs (engine.batch), priced at batch rates
 
     def __post_init__(self) -> None:
         if self.n < 1:
@@ -48,7 +49,7 @@ class CallEngine:
 
     def __init__(self, settings: RunSettings):
         self.settings = settings
-        self.meter = Meter()
+        self.meter = Meter(batch=settings.batch)
         self.limiter = RateLimiter(settings.rpm, settings.tpm)
 
     def call(self, fn: Callable[[], T], requests: int) -> T:

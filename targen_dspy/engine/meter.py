@@ -27,7 +27,8 @@ class Meter(BaseCallback):
     difference is the number of cache hits. One tracker for the whole run, not `dspy.track_usage()` per
     unit: that keeps every entry and enters a settings context per unit (0.1 ms of client CPU a call)."""
 
-    def __init__(self) -> None:
+    def __init__(self, batch: bool = False) -> None:
+        self.batch = batch  # priced at the provider's batch rates
         self._lock = threading.Lock()
         self._unit = threading.local()
         self.calls = 0
@@ -52,6 +53,12 @@ class Meter(BaseCallback):
         unit = getattr(self._unit, "usage", None)
         if unit is not None:
             unit.tokens += prompt + completion
+
+    def add_batch_result(self, model: str, prompt: int, completion: int) -> None:
+        """A call answered by a batch job (counted when its result is fetched)."""
+        with self._lock:
+            self.calls += 1
+        self.add_usage(model, {"prompt_tokens": prompt, "completion_tokens": completion})
 
     @contextlib.contextmanager
     def counting(self, program: dspy.Module) -> Iterator[None]:
@@ -99,21 +106,40 @@ class Meter(BaseCallback):
             "retries": self.retries,
             "prompt_tokens": sum(t["prompt"] for t in self.tokens.values()),
             "completion_tokens": sum(t["completion"] for t in self.tokens.values()),
-            "cost_usd": _cost(self.tokens),
+            "cost_usd": price(self.tokens, self.batch),
         }
 
 
-def _cost(tokens: dict[str, dict[str, int]]) -> float | None:
-    """Cost from the price table DSPy ships (its model metadata, no litellm import), or None when a
-    model's price is unknown (the embedded model, a server of one's own)."""
-    from dspy.clients.model_metadata import model_info, rate
-
+def price(tokens: dict[str, dict[str, int]], batch: bool = False) -> float | None:
+    """Cost of `tokens` (model -> prompt and completion counts) from the price table DSPy ships (litellm's
+    model cost map, read without importing litellm), or None when a model's price is unknown (the
+    embedded model, a server of one's own). `batch`: the provider's batch prices (`*_batches`), where
+    the table has none half the online price, as OpenAI and Anthropic charge."""
     total = 0.0
     for model, used in tokens.items():
-        provider, _, name = model.partition("/")
-        info = model_info(provider, name) if name else {}
-        prompt, completion = rate(info, "input_cost_per_token"), rate(info, "output_cost_per_token")
-        if prompt is None or completion is None:
+        rates = token_rates(model, batch)
+        if rates is None:
             return None
-        total += used["prompt"] * prompt + used["completion"] * completion
+        total += used["prompt"] * rates[0] + used["completion"] * rates[1]
     return round(total, 6)
+
+
+BATCH_DISCOUNT = 0.5
+
+
+def token_rates(model: str, batch: bool = False) -> tuple[float, float] | None:
+    """USD per input and per output token of `model` (`provider/name`), or None if unknown."""
+    from dspy.clients.model_metadata import model_info, rate
+
+    provider, _, name = model.partition("/")
+    info = model_info(provider, name) if name else {}
+    online = rate(info, "input_cost_per_token"), rate(info, "output_cost_per_token")
+    if online[0] is None or online[1] is None:
+        return None
+    if not batch:
+        return online[0], online[1]
+    batched = rate(info, "input_cost_per_token_batches"), rate(info, "output_cost_per_token_batches")
+    return (
+        batched[0] if batched[0] is not None else online[0] * BATCH_DISCOUNT,
+        batched[1] if batched[1] is not None else online[1] * BATCH_DISCOUNT,
+    )

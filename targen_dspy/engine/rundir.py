@@ -99,16 +99,21 @@ class JsonlAppender:
 
 class RunDirectory:
     """`check` is what data.jsonl's records must hold besides being JSON objects (`targen_records`,
-    `self_reference_records`; the CLI passes the one of its method)."""
+    `self_reference_records`; the CLI passes the one of its method). `read_only`: a reader of a run that
+    may be running (`targen status`) skips a torn last line instead of cutting it off the file, which
+    would cut a line the run is writing."""
 
-    def __init__(self, path: Path | str, check: RecordCheck | None = None):
+    def __init__(self, path: Path | str, check: RecordCheck | None = None, read_only: bool = False):
         self.path = Path(path)
+        self.read_only = read_only
         if self.path.exists() and not self.path.is_dir():
             raise RunError(f"{self.path} is a file; -o names a run directory")
         self._checks: dict[str, RecordCheck] = {
             "data.jsonl": check or record_shape({}),
             "duplicates.jsonl": record_shape({"id": str}),
             "rejected.jsonl": record_shape({"id": str, "rejected.by": str}),
+            "batches.jsonl": record_shape({"event": str, "file": str}),
+            "responses.jsonl": record_shape({"custom_id": str, "batch": str, "status": int, "body": object}),
         }
 
     manifest = property(lambda self: self.path / "manifest.json")
@@ -118,6 +123,8 @@ class RunDirectory:
     duplicates = property(lambda self: self.path / "duplicates.jsonl")  # removed by group checking
     rejected = property(lambda self: self.path / "rejected.jsonl")  # dropped by a verification step
     stats = property(lambda self: self.path / "stats.json")
+    batches = property(lambda self: self.path / "batches.jsonl")  # --batch: jobs submitted, their states
+    responses = property(lambda self: self.path / "responses.jsonl")  # --batch: the answers fetched
 
     def create(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -175,11 +182,12 @@ class RunDirectory:
         """The records of one of the run's JSONL files, streamed; a torn last line is cut off first."""
         if not path.exists():
             return
-        self._drop_torn_line(path)
+        if not self.read_only:
+            self._drop_torn_line(path)
         check = self._checks.get(path.name, record_shape({}))
         with open(path, "rb") as file:  # binary: a line ends at b"\n" only, not at U+2028
             for number, line in enumerate(file, 1):
-                if not line.strip():
+                if not line.strip() or not line.endswith(b"\n"):  # blank, or torn (read only)
                     continue
                 try:
                     record = json.loads(line)

@@ -33,9 +33,11 @@ from targen_dspy.program import TarGEN
 from targen_dspy.program.options import GenerationOptions
 from targen_dspy.program.plan import Material, Slot, lopsided
 from targen_dspy.program.records import Failure, LabelStats, Record
+from targen_dspy.program.targen import Scheduler
 from targen_dspy.signatures.spec import HookFailed
 
 if TYPE_CHECKING:
+    from targen_dspy.engine.batch import BatchBackend
     from targen_dspy.text.vectors import Embed, NearDuplicateFilter
 
 logger = logging.getLogger(__name__)
@@ -92,12 +94,14 @@ def run(
     force: bool = False,
     progress: bool = True,
     embed: Embed | None = None,
+    batch: BatchBackend | None = None,
 ) -> RunStats:
     """Generate `settings.n` instances into `run_dir` (resuming what is there) and return the run's stats.
 
     With `settings.dedup`, `embed` (texts to an array of vectors) drives group checking: an instance
     whose cosine to a kept one reaches the threshold goes to duplicates.jsonl, not data.jsonl, and is
-    not replaced."""
+    not replaced. With `batch` (and `settings.batch`), the calls go to the provider's batch API in
+    rounds (`engine.batch`) instead of to the run's workers; everything else is the same."""
     if settings.dedup is not None and embed is None:
         raise RunError('--dedup needs sentence embeddings: pip install -e ".[embeddings]"')
     run_dir.claim(_manifest(program, settings, models), force)
@@ -106,22 +110,31 @@ def run(
     started = time.monotonic()
     stopped: Unparseable | None = None
     # No per-call history, and no trace (DSPy keeps the last 10,000 predictions, inputs included): both
-    # would grow with the run; the meter keeps counts instead. One pool for the whole run: DSPy's disk
-    # cache opens a SQLite connection per thread, so every new thread costs memory.
+    # would grow with the run; the meter keeps counts instead.
     with (
         dspy.context(disable_history=True, trace=None),
         memoized_dspy_lookups(),
-        engine.meter.counting(program),
-        ThreadPoolExecutor(settings.workers, thread_name_prefix="targen") as pool,
         outputs,
+        ExitStack() as stack,
     ):
-        done = _done(run_dir)
-        materials = _materials(program, run_dir, StageScheduler(engine, pool), settings, progress)
+        if batch is None:
+            # One pool for the whole run: DSPy's disk cache opens a SQLite connection per thread, so every
+            # new thread costs memory.
+            stack.enter_context(engine.meter.counting(program))
+            pool = stack.enter_context(ThreadPoolExecutor(settings.workers, thread_name_prefix="targen"))
+            scheduler = StageScheduler(engine, pool)
+            make_all = partial(dispatch, partial(_make, program, engine=engine), engine=engine, pool=pool)
+        else:
+            rounds = stack.enter_context(batch.rounds(run_dir, engine.meter, settings, progress))
+            scheduler = rounds.scheduler()
+            make_all = partial(rounds.make, partial(_make, program))
+        done = done_slots(run_dir)
+        materials = _materials(program, run_dir, scheduler, settings, progress)
         todo = (slot for slot in program.plan(settings.n, materials) if slot.id not in done)
         bar = tqdm(total=settings.n, initial=min(len(done), settings.n), desc=program.spec.name, unit="inst",
                    disable=not progress)  # fmt: skip
         try:
-            for made in dispatch(partial(_make, program, engine=engine), todo, engine, pool):
+            for made in make_all(todo):
                 outputs.put(made)
                 bar.set_postfix(outputs.postfix, refresh=False)
                 bar.update()
@@ -129,6 +142,8 @@ def run(
             stopped = exc
         bar.close()
     stats = _stats(program, run_dir, engine, outputs, time.monotonic() - started)
+    if batch is not None:
+        stats.batch = rounds.summary()
     run_dir.write_json(run_dir.stats, stats.to_json())
     if stopped is not None:
         raise RunError(
@@ -165,7 +180,7 @@ def _group_check(
     return group
 
 
-def _done(run_dir: RunDirectory) -> set[str]:
+def done_slots(run_dir: RunDirectory) -> set[str]:
     """The ids of the slots a run has finished: kept, found duplicate or rejected (failed ones are
     tried again)."""
     files = (run_dir.data, run_dir.duplicates, run_dir.rejected)
@@ -234,7 +249,7 @@ def _stats(
 
 
 def _materials(
-    program: TarGEN, run_dir: RunDirectory, run: StageScheduler, settings: RunSettings, progress: bool
+    program: TarGEN, run_dir: RunDirectory, run: Scheduler, settings: RunSettings, progress: bool
 ) -> Iterator[Material]:
     """The program's contexts and seeds, kept in materials.json (written once per round: rewriting the
     growing file per context would cost O(n²); a run killed mid-round replays that round's calls from

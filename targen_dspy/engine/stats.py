@@ -19,6 +19,7 @@ class RunStats:
     duplicates_removed: int | None = None  # with group checking (--dedup)
     rejected_by: dict[str, int] | None = None  # with verification: dropped instances by step
     label_imbalance: str | None = None  # a warning: self-correction made the labels one-sided
+    batch: dict[str, Any] | None = None  # --batch: jobs, requests, and the metered tokens and cost of the run
 
     @property
     def instances(self) -> int:
@@ -35,6 +36,8 @@ class RunStats:
         if self.rejected_by is not None:
             out |= {"rejected": sum(self.rejected_by.values()), "rejected_by": self.rejected_by}
         out["this_invocation"] = self.this_invocation
+        if self.batch is not None:
+            out["batch"] = self.batch
         if self.label_imbalance:
             out["label_imbalance"] = self.label_imbalance
         return out

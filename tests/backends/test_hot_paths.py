@@ -67,3 +67,19 @@ def test_proxy_settings_are_read_once_per_run_and_afresh_by_the_next(monkeypatch
     with hot_paths.memoized_dspy_lookups():
         assert transport_proxy.getproxies()["http"] == "http://second-proxy:3128"
     assert transport_proxy.getproxies is urllib.request.getproxies
+
+
+def test_structured_output_schema_is_dspys_built_once_per_signature():
+    from dspy.adapters.json_adapter import _get_structured_outputs_response_format as dspys
+
+    from targen_dspy.signatures import ProposeContexts
+
+    signature = ProposeContexts
+    hot_paths.structured_outputs_response_format.cache_clear()
+    first = hot_paths.structured_outputs_response_format(signature, True)
+    again = hot_paths.structured_outputs_response_format(signature, True)
+    assert again is first and hot_paths.structured_outputs_response_format.cache_info().misses == 1
+    assert first.model_json_schema() == dspys(signature, True).model_json_schema()
+    first.model_json_schema()["properties"].clear()  # a caller that changes its schema changes no other
+    assert again.model_json_schema() == dspys(signature, True).model_json_schema()
+    hot_paths.structured_outputs_response_format.cache_clear()
