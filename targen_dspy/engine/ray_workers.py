@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
+import pickle
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -39,6 +40,7 @@ from targen_dspy.program.records import Failure, Record
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+Outcome = tuple[Any, Exception | None, dict[str, Any]]  # an actor call's result, error and meter so far
 RESTARTS_PER_ACTOR = 3  # actors that may die over a run, per actor asked for, before the run stops
 INSTALL = 'pip install -e ".[ray]"'
 
@@ -92,14 +94,28 @@ class SlotActor:
     def ready(self) -> bool:
         return True
 
-    def stage(self, step: str, name: str, item: Any) -> tuple[Any, dict[str, Any]]:
-        stage = getattr(self.program, name)
-        result = self._context.copy().run(run_stage, self.engine, step, stage, item)
-        return result, self.engine.meter.snapshot()
+    def stage(self, step: str, name: str, item: Any) -> Outcome:
+        return self._run(run_stage, self.engine, step, getattr(self.program, name), item)
 
-    def make(self, slot: Slot) -> tuple[Record | Failure, dict[str, Any]]:
-        made = self._context.copy().run(make_slot, self.program, slot, self.engine)
-        return made, self.engine.meter.snapshot()
+    def make(self, slot: Slot) -> Outcome:
+        return self._run(make_slot, self.program, slot, self.engine)
+
+    def _run(self, fn: Callable[..., Any], *args: Any) -> Outcome:
+        """`fn(*args)` in the actor's settings: its result or its error, with the actor's meter so far
+        (an error is a value, so that the counts of a call that raised reach the driver too)."""
+        try:
+            return self._context.copy().run(fn, *args), None, self.engine.meter.snapshot()
+        except Exception as exc:
+            return None, _portable(exc), self.engine.meter.snapshot()
+
+
+def _portable(error: Exception) -> Exception:
+    """`error`, or a RunError saying the same in one line if it would not reach the driver intact."""
+    try:
+        pickle.loads(pickle.dumps(error))
+    except Exception:
+        return RunError(_first_line(f"{type(error).__name__}: {error}"))
+    return error
 
 
 class RayWorkers:
@@ -177,20 +193,22 @@ class RayWorkers:
             if self._generation[index] == generation:
                 self._load[index] -= 1
         try:
-            value, meter = done.result()
+            value, error, meter = done.result()
         except exceptions.RayActorError as exc:  # the actor died: its call is made again elsewhere
             if not result.cancelled():
                 self._replace(index, generation, exc, result, method, args)
             return
-        except exceptions.RayTaskError as exc:  # the call raised: the driver raises the same
-            if result.set_running_or_notify_cancel():
-                cause = getattr(exc, "cause", None)
-                result.set_exception(cause if isinstance(cause, Exception) else RunError(_first_line(exc)))
+        except exceptions.RayError as exc:  # Ray itself failed the call (not the call's own error)
+            value, error, meter = None, RunError(f"a Ray actor failed: {_first_line(exc)}"), None
+        if meter is not None:
+            with self._lock:
+                self._meters[index, generation] = meter
+        if not result.set_running_or_notify_cancel():
             return
-        with self._lock:
-            self._meters[index, generation] = meter
-        if result.set_running_or_notify_cancel():
+        if error is None:
             result.set_result(value)
+        else:
+            result.set_exception(error)
 
     def _replace(
         self, index: int, generation: int, error: Exception, result: Future, method: str, args: tuple
@@ -232,7 +250,8 @@ class RayWorkers:
             self._ray.kill(actor, no_restart=True)
 
 
-def _first_line(error: BaseException) -> str:
+def _first_line(error: BaseException | str) -> str:
+    """The last non-empty line of an error's text (Ray's end with the cause), cut at 300 characters."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return (lines[-1] if lines else type(error).__name__)[:300]
 
