@@ -268,10 +268,16 @@ def ray_workers(settings: RaySettings, build: ProgramBuilder) -> Callable[[TarGE
         ray = import_ray()
         started = not ray.is_initialized()
         if started:
-            ray.init(
-                address=settings.address, include_dashboard=False, log_to_driver=False,
-                logging_level=logging.ERROR,
-            )  # fmt: skip
+            try:
+                ray.init(
+                    address=settings.address, include_dashboard=False, log_to_driver=False,
+                    logging_level=logging.ERROR,
+                )  # fmt: skip
+            except ConnectionError as exc:
+                raise RunError(
+                    f"cannot join the Ray cluster ({_first_line(exc)}); is it running (`ray start --head`)? "
+                    "A cluster with token authentication needs RAY_AUTH_MODE=token here too"
+                ) from None
         try:
             count = settings.actors or max(1, int(ray.cluster_resources().get("CPU", 1)))
             limits = engine.settings
