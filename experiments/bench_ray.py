@@ -139,8 +139,8 @@ def row(name: str, layout: str, run: dict[str, Any], threads: dict[str, Any] | N
     cluster = run["cluster_cpu"]
     per_call = [1000 * cpu / calls for cpu in (run["cpu"], run["cpu"] - cluster, cluster)]
     return (
-        f"| {name} | {layout} | {run['wall']:.1f} | {calls:,} | {n / run['wall']:.1f} | {run['cpu_before']:.2f} "
-        f"| {per_call[0]:.2f} ({per_call[1]:.2f} + {per_call[2]:.2f}) | {over} |"
+        f"| {name} | {layout} | {run['wall']:.1f} | {calls:,} | {n / run['wall']:.1f} "
+        f"| {run['cpu_before']:.2f} | {per_call[0]:.2f} ({per_call[1]:.2f} + {per_call[2]:.2f}) | {over} |"
     )
 
 
