@@ -75,8 +75,7 @@ class ProgramRecipe:
 
 def ray_workers_for(args: argparse.Namespace, program: Any, endpoints: list[str | None]):
     """`runner.run`'s workers for `--ray`: Ray is imported (or its absence reported) only here."""
-    from targen_dspy.engine.ray_workers import RaySettings, import_ray, ray_workers
+    from targen_dspy.engine.ray_workers import RaySettings, ray_workers
 
-    import_ray()
     settings = RaySettings(address=args.ray or None, actors=args.actors)
     return ray_workers(settings, ProgramRecipe.of(program, args, endpoints))

@@ -15,8 +15,10 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
+import os
 import pickle
 import queue
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
@@ -63,7 +65,9 @@ class RaySettings:
 
 
 def import_ray() -> ModuleType:
-    """Ray, or a one-line error saying how to install it."""
+    """Ray, or a one-line error saying how to install it. Ray's C++ core logs warnings to stderr (each
+    retry to reach a cluster, for instance): errors only, unless the user set RAY_BACKEND_LOG_LEVEL."""
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
     try:
         import ray
     except ImportError:
@@ -256,16 +260,35 @@ def _first_line(error: BaseException | str) -> str:
     return (lines[-1] if lines else type(error).__name__)[:300]
 
 
+def _check_reachable(address: str | None, timeout: float = 3.0) -> None:
+    """A one-line error at once for a HOST:PORT nothing listens on (Ray would retry it for minutes)."""
+    if address in (None, "auto", "local") or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise RunError(f"--ray {address!r} is not a cluster address; use HOST:PORT, auto, or nothing")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise RunError(
+            f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}); "
+            "is it running (`ray start --head`)?"
+        ) from None
+
+
 def ray_workers(settings: RaySettings, build: ProgramBuilder) -> Callable[[TarGEN, CallEngine], Any]:
     """The run's workers on Ray (`runner.run`'s `workers`): joins the cluster at `settings.address` (or
     starts a local one, stopped after the run; a process already connected keeps its cluster).
 
     The rate limits are split evenly over the actors: each enforces its share locally, with no round trip
-    to a shared limiter per call; the cost is a share left unused by an actor with less work."""
+    to a shared limiter per call; the cost is a share left unused by an actor with less work.
+
+    Ray missing or a cluster address nothing listens on are one-line errors now, before the run starts."""
+    ray = import_ray()
+    _check_reachable(settings.address)
 
     @contextlib.contextmanager
     def start(program: TarGEN, engine: CallEngine) -> Iterator[Workers]:
-        ray = import_ray()
         started = not ray.is_initialized()
         if started:
             try:

@@ -183,6 +183,8 @@ def test_without_ray_installed_ray_is_one_line_and_exit_2(tmp_path, server):
         (("--api-base", "http://127.0.0.1:9/v1"), "several --api-base need --ray"),
         (("--ray", "--method", "self-reference"), "--ray applies to --method targen only"),
         (("--ray", "--actors", "0"), "--actors must be at least 1"),
+        (("--ray", "127.0.0.1:9"), "cannot reach the Ray cluster at 127.0.0.1:9"),
+        (("--ray", "a cluster"), "is not a cluster address"),
     ],
 )
 def test_ray_options_given_wrongly_are_one_line_errors(extra, message, tmp_path, server, capsys):
