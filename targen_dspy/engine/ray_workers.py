@@ -31,7 +31,7 @@ import dspy
 
 from targen_dspy.backends.hot_paths import memoized_dspy_lookups
 from targen_dspy.backends.remote import bundled_price_tables
-from targen_dspy.engine.cache import run_cache
+from targen_dspy.engine.cache import RunCache, run_cache
 from targen_dspy.engine.calls import CallEngine, RunSettings
 from targen_dspy.engine.runner import program_hash
 from targen_dspy.engine.workers import Workers, make_slot, run_stage
@@ -80,7 +80,7 @@ class SlotActor:
     the settings the driver entered for the run (DSPy's disk-only run cache, no history, the adapter)."""
 
     def __init__(
-        self, build: ProgramBuilder, index: int, settings: RunSettings, cache_dir: str, expected: str
+        self, build: ProgramBuilder, index: int, settings: RunSettings, cache_dir: str | None, expected: str
     ):
         self._stack = ExitStack()
         self._stack.enter_context(bundled_price_tables())
@@ -135,7 +135,9 @@ class RayWorkers:
     ):
         self._ray = ray
         self._remote = ray.remote(SlotActor)
-        self._args = (build, settings, dspy.cache.disk_cache_dir, expected)
+        # The driver's run cache, so that a resumed run replays the answered calls (on this machine).
+        cache_dir = dspy.cache.disk_cache_dir if isinstance(dspy.cache, RunCache) else None
+        self._state = {"build": build, "settings": settings, "cache_dir": cache_dir, "expected": expected}
         cpus = ray.cluster_resources().get("CPU", 1.0)
         self._options = {
             "num_cpus": min(1.0, cpus / count),  # more actors than CPUs share them: they mostly wait
@@ -157,7 +159,7 @@ class RayWorkers:
         self._get(actor.ready.remote() for actor in self._actors)  # a model or spec the actors cannot use
 
     def _new(self, index: int) -> Any:
-        return self._remote.options(**self._options).remote(self._args[0], index, *self._args[1:])
+        return self._remote.options(**self._options).remote(index=index, **self._state)
 
     def _get(self, refs: Iterator[Any]) -> None:
         try:
@@ -205,8 +207,10 @@ class RayWorkers:
         except exceptions.RayError as exc:  # Ray itself failed the call (not the call's own error)
             value, error, meter = None, RunError(f"a Ray actor failed: {_first_line(exc)}"), None
         if meter is not None:
-            with self._lock:
-                self._meters[index, generation] = meter
+            with self._lock:  # calls of one actor may settle out of order: keep its latest meter
+                kept = self._meters.get((index, generation))
+                if kept is None or _progress(meter) > _progress(kept):
+                    self._meters[index, generation] = meter
         if not result.set_running_or_notify_cancel():
             return
         if error is None:
@@ -252,6 +256,12 @@ class RayWorkers:
             actors = list(self._actors)
         for actor in actors:
             self._ray.kill(actor, no_restart=True)
+
+
+def _progress(meter: dict[str, Any]) -> tuple[int, ...]:
+    """Orders one actor's meter snapshots in time: taken under the meter's lock, a later one has every
+    count at least as high."""
+    return meter["calls"], meter["billed_calls"], meter["retries"], sum(meter["parse_retries"].values())
 
 
 def _first_line(error: BaseException | str) -> str:
