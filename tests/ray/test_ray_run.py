@@ -125,7 +125,8 @@ def test_a_killed_driver_resumes_and_writes_no_slot_twice(ray_cluster, tmp_path)
         command = [
             sys.executable, "-m", "targen_dspy.cli",
             *arguments(run, "openai/ray-resume", server.api_base,
-                       extra=("--ray", ray_cluster.get_runtime_context().gcs_address, *RAY)),
+                       extra=("--ray", ray_cluster.get_runtime_context().gcs_address, "--actors", "1",
+                              "--workers", "4")),
         ]  # fmt: skip
         server.hold(after=MATERIAL_CALLS + 8)
         driver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
