@@ -73,7 +73,8 @@ class Unparseable(Exception):
         self.step, self.attempts, self.error = step, attempts, error
 
     def __reduce__(self) -> tuple:
-        # From a Ray actor to the driver: DSPy's parse error does not unpickle, its raw answer is kept.
+        # From a Ray actor to the driver: DSPy's parse error does not pickle (its signature is a class made
+        # at run time); its raw answer is kept.
         return Unparseable, (self.step, self.attempts, RawAnswer(getattr(self.error, "lm_response", None)))
 
     def describe(self, model: str) -> str:
