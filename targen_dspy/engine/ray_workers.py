@@ -33,7 +33,7 @@ from targen_dspy.backends.hot_paths import memoized_dspy_lookups
 from targen_dspy.backends.remote import bundled_price_tables
 from targen_dspy.engine.cache import RunCache, run_cache
 from targen_dspy.engine.calls import CallEngine, RunSettings
-from targen_dspy.engine.runner import program_hash
+from targen_dspy.engine.runner import StartWorkers, program_hash
 from targen_dspy.engine.workers import Workers, make_slot, run_stage
 from targen_dspy.errors import RunError
 from targen_dspy.program import TarGEN
@@ -286,7 +286,7 @@ def _check_reachable(address: str | None, timeout: float = 3.0) -> None:
         ) from None
 
 
-def ray_workers(settings: RaySettings, build: ProgramBuilder) -> Callable[[TarGEN, CallEngine], Any]:
+def ray_workers(settings: RaySettings, build: ProgramBuilder) -> StartWorkers:
     """The run's workers on Ray (`runner.run`'s `workers`): joins the cluster at `settings.address` (or
     starts a local one, stopped after the run; a process already connected keeps its cluster).
 
