@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from targen_dspy.commands.cluster import add_ray_arguments, api_bases, ray_workers_for
 from targen_dspy.commands.models import add_model_arguments, use_models
 from targen_dspy.commands.spec_options import add_trust_argument
 from targen_dspy.program.options import CORRECTIONS
@@ -27,6 +28,8 @@ ONLY_FOR = {
         "corpus": "self-reference has no verification steps",
         "batch": "self-reference's rounds each need the one before, online",
         "poll_seconds": "self-reference's rounds each need the one before, online",
+        "ray": "self-reference's rounds run in this process",
+        "actors": "self-reference's rounds run in this process",
     },
     "self-reference": {
         "example": "TarGEN starts from no example",
@@ -45,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-o", "--out", type=Path, help="run directory (default runs/TASK); an existing one is resumed"
     )
-    add_model_arguments(parser)
+    add_model_arguments(parser, several_api_bases=True)
     parser.add_argument("--seeds-per-context", type=int, help="seeds asked for per context (default 4)")
     parser.add_argument(
         "--workers",
@@ -131,6 +134,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     batch.add_argument(
         "--poll-seconds", type=float, help="with --batch: seconds between looks at a running job (default 30)"
     )
+    add_ray_arguments(parser)
     parser.add_argument("--force", action="store_true", help="resume even if the spec or program changed")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
@@ -140,15 +144,17 @@ def run(args: argparse.Namespace) -> None:
     from targen_dspy.signatures import load_task
 
     check_method_options(args)
+    endpoints = api_bases(args)
+    args.api_base = endpoints[0]  # the driver's models: a Ray run's actors get one of `endpoints` each
     spec = load_task(args.task, args.trust_spec_code)
     with run_cache():  # disk only: memory stays flat however long the run
         if args.method == "self-reference":
             _self_reference(spec, args)
         else:
-            _targen(spec, args)
+            _targen(spec, args, endpoints)
 
 
-def _targen(spec, args: argparse.Namespace) -> None:
+def _targen(spec, args: argparse.Namespace, endpoints: list[str | None]) -> None:
     import dspy
 
     from targen_dspy.backends import adapter_for
@@ -172,6 +178,7 @@ def _targen(spec, args: argparse.Namespace) -> None:
         args.out or Path("runs") / spec.name, targen_records(spec.label_field, list(spec.fields))
     )
     program = load_compiled(spec, args.program, options) if args.program else TarGEN(spec, options)
+    workers = {} if args.ray is None else {"workers": ray_workers_for(args, program, endpoints)}
     models = use_models(program, args)
     batch = batch_backend(program, args) if args.batch else None
     embed = None if args.dedup is None else _group_check_embedder()
@@ -179,7 +186,7 @@ def _targen(spec, args: argparse.Namespace) -> None:
         with dspy.context(adapter=adapter_for(args.model, spec)):
             stats = run_program(
                 program, run_dir, settings, models, force=args.force, progress=not args.quiet, embed=embed,
-                batch=batch,
+                batch=batch, **workers,
             )  # fmt: skip
     finally:
         if batch is not None:
@@ -202,6 +209,8 @@ def check_batch_options(args: argparse.Namespace) -> None:
         )
     if args.corrector_model or args.corrector_api_base:
         raise RunError("--batch sends every step to --model: drop --corrector-model and --corrector-api-base")
+    if args.ray is not None:
+        raise RunError("--batch and --ray do not go together: a batch run's calls are made by the provider")
     for option in ("workers", "rpm", "tpm"):
         if getattr(args, option) is not None:
             raise RunError(
@@ -236,6 +245,8 @@ def check_method_options(args: argparse.Namespace) -> None:
     for dest, why in ONLY_FOR[other].items():
         if getattr(args, dest) is not None:
             raise RunError(f"--{dest.replace('_', '-')} applies to --method {other} only: {why}")
+    if args.actors is not None and args.ray is None:
+        raise RunError("--actors applies to --ray only: without it the calls are made in this process")
     if args.method == "self-reference" and (args.workers or 1) > 1 and args.strategy != "tree":
         raise RunError(
             "--workers above 1 applies to --method self-reference with --strategy tree only: the other "

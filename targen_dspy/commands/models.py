@@ -10,9 +10,14 @@ from targen_dspy.backends import LOCAL, build_lm
 from targen_dspy.backends.remote import provider_prefix
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+def add_model_arguments(parser: argparse.ArgumentParser, several_api_bases: bool = False) -> None:
     parser.add_argument("--model", default=LOCAL, help="'local' (embedded SmolLM2) or a litellm string")
-    parser.add_argument("--api-base", help="base URL of an OpenAI-compatible server (vLLM, llama.cpp, ...)")
+    parser.add_argument(
+        "--api-base",
+        action="append" if several_api_bases else "store",
+        help="base URL of an OpenAI-compatible server (vLLM, llama.cpp, ...)"
+        + ("; repeated with --ray, spread over the actors" if several_api_bases else ""),
+    )
     parser.add_argument("--corrector-model", help="model for the self-correction step (default: --model)")
     parser.add_argument(
         "--corrector-api-base",

@@ -53,17 +53,18 @@ class RunCache(Cache):
 
 
 @contextlib.contextmanager
-def run_cache() -> Iterator[RunCache]:
-    """DSPy's cache pointed at the run store while inside, and the caller's cache back afterwards.
+def run_cache(directory: str | None = None) -> Iterator[RunCache]:
+    """DSPy's cache pointed at the run store (`directory`, default `targen-runs` in DSPy's cache directory)
+    while inside, and the caller's cache back afterwards.
 
     DSPy reads its cache from the module attribute `dspy.cache`, so while this lasts it holds for every
-    thread of the process: enter it where a command runs (the CLI), not in library code. Inside a run
-    cache already (nested, or a test's), that store is kept."""
+    thread of the process: enter it where a command runs (the CLI, a Ray actor), not in library code.
+    Inside a run cache already (nested, or a test's), that store is kept."""
     previous = dspy.cache
     if isinstance(previous, RunCache):
         yield previous
         return
-    cache = RunCache(str(Path(previous.disk_cache_dir) / "targen-runs"))
+    cache = RunCache(directory or str(Path(previous.disk_cache_dir) / "targen-runs"))
     dspy.cache = cache
     try:
         yield cache

@@ -1,5 +1,6 @@
-"""Scheduling a program's stages on a run's workers: `StageScheduler` runs a stage's calls for many
-items at once (results in order), `dispatch` makes slots as they are planned (results as they finish)."""
+"""Scheduling a program's stages on a run's workers (`engine.workers`: threads or Ray actors):
+`StageScheduler` runs a stage's calls for many items at once (results in order), `dispatch` makes slots
+as they are planned (results as they finish)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from functools import partial
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from targen_dspy.engine.calls import CallEngine
+if TYPE_CHECKING:
+    from targen_dspy.engine.workers import Workers
 
 T = TypeVar("T")
 Item = TypeVar("Item")
@@ -21,16 +22,12 @@ FEED_POLL_SECONDS = 0.05  # how long new slots may wait while every worker is bu
 class StageScheduler:
     """The program's `Scheduler` for a run: stage calls on the run's workers, under its limits."""
 
-    def __init__(self, engine: CallEngine, pool: ThreadPoolExecutor):
-        self.engine, self.pool = engine, pool
+    def __init__(self, workers: Workers):
+        self.workers = workers
 
     def map(self, step: str, stage: Callable[[Any, int], T], items: Sequence[Any]) -> Iterator[T]:
         """Every call started now (so that they run in parallel), results in the items' order."""
-        futures = [
-            submit(self.pool, self.engine.parsed, step, partial(stage, item), item.sampling_seed, 1)
-            for item in items
-        ]
-        return _in_order(futures)
+        return _in_order([self.workers.stage(step, stage, item) for item in items])
 
 
 def _in_order(futures: list[Future[T]]) -> Iterator[T]:
@@ -96,31 +93,29 @@ class _Feed:
         self._stop.set()
 
 
-def dispatch(
-    make: Callable[[Item], T], items: Iterator[Item], engine: CallEngine, pool: ThreadPoolExecutor
-) -> Iterator[T]:
-    """`make(item)` for every item, yielded as each finishes. Rolling dispatch: a new item starts as soon
-    as any worker is free, so a slow call never idles the others; at most 2 × workers items are in
-    flight, whatever the size of the run. `items` (slots) may still be waiting for seeds: it is read by a
-    feed thread and polled between completions. Finished items arrive through a queue
-    (`concurrent.futures.wait` would visit every item in flight per completion). If the feed fails
+def dispatch(start: Callable[[Item], Future[T]], items: Iterator[Item], in_flight: int) -> Iterator[T]:
+    """`start(item)` for every item, its result yielded as it finishes. Rolling dispatch: a new item
+    starts as soon as another finishes, so a slow call never idles the others; at most `in_flight` items
+    (the workers' `in_flight`: twice their number) are started, whatever the size of the run. `items`
+    (slots) may still be waiting for seeds: it is read by a feed thread and polled between completions.
+    Finished items arrive through a queue (`concurrent.futures.wait` would visit every item in flight
+    per completion). If the feed fails
     (contexts or seeds that never parse), the items in flight are finished and yielded before its error
     is raised."""
-    workers = engine.settings.workers
     feed = _Feed(items)
     finished: queue.Queue[Future] = queue.Queue()
     running: set[Future] = set()
     feed_error: Exception | None = None
     try:
         while True:
-            while len(running) < 2 * workers:
+            while len(running) < in_flight:
                 try:
                     item = feed.get(block=not running)
                 except Exception as exc:  # noqa: BLE001 - raised below, once the running slots are written
                     feed_error, item = exc, None
                 if item is None:
                     break
-                future = submit(pool, make, item)
+                future = start(item)
                 running.add(future)
                 future.add_done_callback(finished.put)
             if not running:

@@ -57,12 +57,25 @@ def call_with_retries(
     raise AssertionError("unreachable")
 
 
+class RawAnswer(Exception):
+    """An answer that did not parse, as the driver of a Ray run sees it (`lm_response` as DSPy's error)."""
+
+    def __init__(self, lm_response: str | None):
+        super().__init__(lm_response)
+        self.lm_response = lm_response
+
+
 class Unparseable(Exception):
     """A step's answers did not parse in any attempt: a slot fails; contexts or seeds end the run."""
 
     def __init__(self, step: str, attempts: int, error: Exception):
         super().__init__(f"{step}: no answer parsed in {attempts} attempts")
         self.step, self.attempts, self.error = step, attempts, error
+
+    def __reduce__(self) -> tuple:
+        # From a Ray actor to the driver: DSPy's parse error does not pickle (its signature is a class made
+        # at run time); its raw answer is kept.
+        return Unparseable, (self.step, self.attempts, RawAnswer(getattr(self.error, "lm_response", None)))
 
     def describe(self, model: str) -> str:
         """One line: the step, the model, and its last raw answer (shortened)."""

@@ -99,6 +99,28 @@ class Meter(BaseCallback):
             total = sum(t["prompt"] + t["completion"] for t in self.tokens.values())
             return total / self.billed_calls if self.billed_calls else 0.0
 
+    def snapshot(self) -> dict[str, Any]:
+        """The counts so far, as plain data (another process's meter is added to the run's with `add`)."""
+        with self._lock:
+            return {
+                "calls": self.calls,
+                "retries": self.retries,
+                "billed_calls": self.billed_calls,
+                "parse_retries": dict(self.parse_retries),
+                "tokens": {lm: dict(used) for lm, used in self.tokens.items()},
+            }
+
+    def add(self, snapshot: dict[str, Any]) -> None:
+        """Count another meter's `snapshot` as well."""
+        with self._lock:
+            self.calls += snapshot["calls"]
+            self.retries += snapshot["retries"]
+            self.billed_calls += snapshot["billed_calls"]
+            self.parse_retries.update(snapshot["parse_retries"])
+            for lm, used in snapshot["tokens"].items():
+                self.tokens[lm]["prompt"] += used["prompt"]
+                self.tokens[lm]["completion"] += used["completion"]
+
     def summary(self) -> dict[str, Any]:
         return {
             "calls": self.calls,

@@ -1,7 +1,7 @@
 """Running a TarGEN program into a run directory. The program owns the algorithm (its stages); the engine
-schedules the stages' calls on a pool of workers under rate limits and retries (`calls`, `dispatch`),
-writes each result as it completes, meters the run and resumes it: re-running the same command goes on
-where it stopped."""
+schedules the stages' calls on workers under rate limits and retries (`calls`, `dispatch`; the workers
+are threads of this process or Ray actors, `workers`), writes each result as it completes, meters the
+run and resumes it: re-running the same command goes on where it stopped."""
 
 from __future__ import annotations
 
@@ -10,16 +10,14 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dspy
-from dspy.utils.exceptions import is_retryable_lm_error
 from tqdm import tqdm
 
 from targen_dspy.backends.hot_paths import memoized_dspy_lookups
@@ -28,19 +26,21 @@ from targen_dspy.engine.dispatch import StageScheduler, dispatch
 from targen_dspy.engine.limits import Unparseable
 from targen_dspy.engine.rundir import RunDirectory
 from targen_dspy.engine.stats import RunStats
-from targen_dspy.errors import AskAgain, RunError
+from targen_dspy.engine.workers import Workers, make_slot, thread_workers
+from targen_dspy.errors import RunError
 from targen_dspy.program import TarGEN
 from targen_dspy.program.options import GenerationOptions
-from targen_dspy.program.plan import Material, Slot, lopsided
+from targen_dspy.program.plan import Material, lopsided
 from targen_dspy.program.records import Failure, LabelStats, Record
 from targen_dspy.program.targen import Scheduler
-from targen_dspy.signatures.spec import HookFailed
 
 if TYPE_CHECKING:
     from targen_dspy.engine.batch import BatchBackend
     from targen_dspy.text.vectors import Embed, NearDuplicateFilter
 
 logger = logging.getLogger(__name__)
+# Where the calls of a run are made, for the length of the run: threads (`thread_workers`) or Ray actors.
+StartWorkers = Callable[[TarGEN, CallEngine], AbstractContextManager[Workers]]
 
 
 def program_hash(program: dspy.Module) -> str:
@@ -66,25 +66,6 @@ def run_options(program: dspy.Module) -> dict[str, Any]:
     return {key: str(value) if isinstance(value, Path) else value for key, value in changed.items()}
 
 
-def _make(program: TarGEN, slot: Slot, *, engine: CallEngine) -> Record | Failure:
-    """One slot's record, or a failure after repeated unusable answers, transient errors or a failing
-    postprocess hook."""
-    try:
-        return engine.parsed(
-            "instances", partial(program.make, slot), slot.sampling_seed, program.calls_per_slot
-        )
-    except Unparseable as exc:
-        if isinstance(exc.error, AskAgain):
-            return Failure(slot.id, exc.error.gave_up())
-        return Failure(slot.id, "unparseable model output", exc.error.lm_response or "")
-    except HookFailed as exc:
-        return Failure(slot.id, str(exc)[:500])
-    except Exception as exc:
-        if not is_retryable_lm_error(exc):
-            raise  # e.g. a bad key: every other slot would fail the same way
-        return Failure(slot.id, f"{type(exc).__name__}: {exc}"[:500])
-
-
 def run(
     program: TarGEN,
     run_dir: RunDirectory,
@@ -94,14 +75,17 @@ def run(
     force: bool = False,
     progress: bool = True,
     embed: Embed | None = None,
+    workers: StartWorkers = thread_workers,
     batch: BatchBackend | None = None,
 ) -> RunStats:
     """Generate `settings.n` instances into `run_dir` (resuming what is there) and return the run's stats.
 
-    With `settings.dedup`, `embed` (texts to an array of vectors) drives group checking: an instance
-    whose cosine to a kept one reaches the threshold goes to duplicates.jsonl, not data.jsonl, and is
-    not replaced. With `batch` (and `settings.batch`), the calls go to the provider's batch API in
-    rounds (`engine.batch`) instead of to the run's workers; everything else is the same."""
+    `workers` makes the calls (default: threads of this process; Ray actors), or with `batch` (and
+    `settings.batch`) the provider's batch API in rounds (`engine.batch`); whatever makes them, this
+    process plans the slots and alone writes the run directory, so the guarantees are the same. With
+    `settings.dedup`, `embed` (texts to an array of vectors) drives group checking: an instance whose
+    cosine to a kept one reaches the threshold goes to duplicates.jsonl, not data.jsonl, and is not
+    replaced."""
     if settings.dedup is not None and embed is None:
         raise RunError('--dedup needs sentence embeddings: pip install -e ".[embeddings]"')
     run_dir.claim(_manifest(program, settings, models), force)
@@ -118,16 +102,14 @@ def run(
         ExitStack() as stack,
     ):
         if batch is None:
-            # One pool for the whole run: DSPy's disk cache opens a SQLite connection per thread, so every
-            # new thread costs memory.
             stack.enter_context(engine.meter.counting(program))
-            pool = stack.enter_context(ThreadPoolExecutor(settings.workers, thread_name_prefix="targen"))
-            scheduler = StageScheduler(engine, pool)
-            make_all = partial(dispatch, partial(_make, program, engine=engine), engine=engine, pool=pool)
+            calls = stack.enter_context(workers(program, engine))
+            scheduler: Scheduler = StageScheduler(calls)
+            make_all = partial(dispatch, calls.make, in_flight=calls.in_flight)
         else:
             rounds = stack.enter_context(batch.rounds(run_dir, engine.meter, settings, progress))
             scheduler = rounds.scheduler()
-            make_all = partial(rounds.make, partial(_make, program))
+            make_all = partial(rounds.make, partial(make_slot, program))
         done = done_slots(run_dir)
         materials = _materials(program, run_dir, scheduler, settings, progress)
         todo = (slot for slot in program.plan(settings.n, materials) if slot.id not in done)
@@ -141,7 +123,8 @@ def run(
         except Unparseable as exc:  # contexts or seeds: no more slots can be planned without them
             stopped = exc
         bar.close()
-    stats = _stats(program, run_dir, engine, outputs, time.monotonic() - started)
+    figures = calls.figures() if batch is None else {}
+    stats = _stats(program, run_dir, engine, outputs, time.monotonic() - started, figures)
     if batch is not None:
         stats.batch = rounds.summary()
     run_dir.write_json(run_dir.stats, stats.to_json())
@@ -227,7 +210,12 @@ class _Outputs:
 
 
 def _stats(
-    program: TarGEN, run_dir: RunDirectory, engine: CallEngine, outputs: _Outputs, seconds: float
+    program: TarGEN,
+    run_dir: RunDirectory,
+    engine: CallEngine,
+    outputs: _Outputs,
+    seconds: float,
+    figures: dict[str, int],
 ) -> RunStats:
     verified = {"verify_code", "corpus"} & run_options(program).keys()
     stats = RunStats(
@@ -241,6 +229,7 @@ def _stats(
             "slots_made": outputs.made,
             "seconds": round(seconds, 3),
             "instances_per_second": round(outputs.made / seconds, 3) if seconds else None,
+            **figures,
         },
     )
     if program.options.correction == "relabel":

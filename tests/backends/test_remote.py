@@ -65,6 +65,7 @@ def test_a_run_on_dspys_own_engine_never_imports_litellm(tmp_path):
     assert out.returncode == 0 and "2 instances" in out.stdout, out.stderr[-2000:]
     imported = {line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines() if "|" in line}
     assert "dspy" in imported and "litellm" not in imported and "numpy" not in imported
+    assert "ray" not in imported  # imported for --ray only
 
 
 def test_unreachable_server():

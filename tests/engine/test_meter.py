@@ -1,6 +1,7 @@
 """The meter: LM calls, cache hits and tokens of a run, and the tokens of each unit of work."""
 
 import contextvars
+import pickle
 import threading
 import uuid
 
@@ -58,3 +59,25 @@ def test_calls_cache_hits_tokens_and_per_unit_tokens_across_threads():
     assert units == [10, 10, 10]  # each unit its own billed call, the cached one free
     assert meter.mean_tokens_per_call() == 10
     assert lm.callbacks == []  # counting leaves the LM as it found it
+
+
+def test_meters_of_other_processes_add_up_through_their_snapshots():
+    """A Ray run's driver adds each actor's meter (a snapshot: plain data, as it crosses processes)."""
+    lm = dspy.LM("local/usage-engine", engine=UsageEngine(), cache=True)
+    program = dspy.Predict("question -> answer")
+    actors = [Meter(), Meter()]
+    asked = uuid.uuid4().hex
+    for i, meter in enumerate(actors):
+        with dspy.context(lm=lm, adapter=dspy.JSONAdapter()), meter.counting(program):
+            program(question=f"{asked} {i}")
+            program(question=f"{asked} {i}")  # from the cache
+        meter.count_retry()
+        meter.count_parse_retry("instances")
+    run = Meter()
+    run.add(pickle.loads(pickle.dumps(actors[0].snapshot())))
+    run.add(pickle.loads(pickle.dumps(actors[1].snapshot())))
+    summary = run.summary()
+    assert (summary["calls"], summary["cache_hits"], summary["retries"]) == (4, 2, 2)
+    assert (summary["prompt_tokens"], summary["completion_tokens"]) == (14, 6)
+    assert run.parse_retries == {"instances": 2}
+    assert run.mean_tokens_per_call() == 10

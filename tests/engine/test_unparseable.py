@@ -4,15 +4,18 @@ ends the run with one line and exit code 2, keeping what was finished."""
 
 import json
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
 
+import dspy
 import pytest
+from dspy.utils.exceptions import AdapterParseError
 
 from targen_dspy.backends.fake_openai import GARBAGE, FakeOpenAI, FaultPlan
 from targen_dspy.cli import main
-from targen_dspy.engine.limits import PARSE_ATTEMPTS
+from targen_dspy.engine.limits import PARSE_ATTEMPTS, Unparseable
 
 MODEL = "openai/fake-writer"
 
@@ -115,3 +118,12 @@ def test_some_garbage_at_every_step_still_gives_n_instances(tmp_path):
     stats = json.loads((tmp_path / "run" / "stats.json").read_text())
     # every garbled answer was asked again, but the last one of a slot that failed
     assert garbled > 0 and sum(stats["retries"].values()) == garbled - len(failed)
+
+
+def test_a_step_that_never_parsed_crosses_processes_with_its_raw_answer():
+    """From a Ray actor to the driver: DSPy's parse error does not pickle, the step's error does."""
+    error = AdapterParseError("JSONAdapter", dspy.Signature("question -> answer"), GARBAGE, "not JSON")
+    here = Unparseable("seeds", PARSE_ATTEMPTS, error)
+    there = pickle.loads(pickle.dumps(here))
+    assert (there.step, there.attempts, there.error.lm_response) == ("seeds", PARSE_ATTEMPTS, GARBAGE)
+    assert there.describe(MODEL) == here.describe(MODEL)
