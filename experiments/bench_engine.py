@@ -114,8 +114,10 @@ def server_stats(api_base: str) -> dict[str, Any]:
 # ---- the clients: a command per run, and what it made ----
 
 
-def bare_command(api_base: str, n: int, workers: int, workdir: Path) -> list[str]:
-    return [sys.executable, str(CLIENTS / "bare_dspy.py"), *_sizes(api_base, n, workers)]
+def bare_command(api_base: str, n: int, workers: int, workdir: Path, tuned: bool = False) -> list[str]:
+    return [sys.executable, str(CLIENTS / "bare_dspy.py"), *_sizes(api_base, n, workers)] + (
+        ["--tuned"] if tuned else []
+    )
 
 
 def targen_command(api_base: str, n: int, workers: int, workdir: Path) -> list[str]:
@@ -309,7 +311,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def clients(no_curator: bool) -> dict[str, Callable[..., list[str]]]:
-    found = {"bare DSPy loop": bare_command, "targen generate": targen_command}
+    found = {
+        "bare DSPy loop": bare_command,
+        "bare loop, tuned": functools.partial(bare_command, tuned=True),
+        "targen generate": targen_command,
+    }
     python = None if no_curator else curator_python()
     return found | ({"curator": functools.partial(curator_command, python)} if python else {})
 
