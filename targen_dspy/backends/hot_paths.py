@@ -13,8 +13,9 @@
   LM's configuration two or three times per call, and derives the model's capabilities (which decide
   the adapter's response format) from that once per call: about a tenth of a run's client CPU per call
   against a local server. Both depend on the model string, engine, client settings and three
-  environment variables only, so one answer per such configuration is enough; an LM with declared
-  providers or client settings that are not plain values (an httpx timeout, headers) is left to DSPy.
+  environment variables only (read once per run, like the proxy settings), so one answer per such
+  configuration is enough; an LM with declared providers or client settings that are not plain values
+  (an httpx timeout, headers) is left to DSPy.
 
 `experiments/bench_engine.py` measures the effect. The originals come back when the run ends.
 """
@@ -89,11 +90,13 @@ def _configuration(lm: Any, options: dict[str, Any] | None = None) -> tuple | No
     given = tuple((k, v) for k, v in (options or {}).items() if k in CLIENT_KEYS)
     if not all(isinstance(v, _PLAIN) for _, v in own + given):
         return None
-    prefix = lm.model.split("/", 1)[0].upper()
-    environment = tuple(
-        os.environ.get(name) for name in (f"{prefix}_API_BASE", f"{prefix}_BASE_URL", "XAI_API_KEY")
-    )
-    return spec, lm.model, lm.model_type, own, given, environment
+    return spec, lm.model, lm.model_type, own, given, _environment(lm.model.split("/", 1)[0].upper())
+
+
+@functools.lru_cache(maxsize=64)
+def _environment(prefix: str) -> tuple[str | None, ...]:
+    """The variables select_backend reads for a model prefix, read once per run like the proxy settings."""
+    return tuple(os.environ.get(name) for name in (f"{prefix}_API_BASE", f"{prefix}_BASE_URL", "XAI_API_KEY"))
 
 
 _selections: dict[tuple, BackendSelection] = {}
@@ -151,6 +154,7 @@ _REPLACEMENTS = (
 def memoized_dspy_lookups() -> Iterator[None]:
     """Inside, DSPy's calls use the memoized functions above; the originals come back after."""
     _environment_proxies.cache_clear()  # a run reads the proxy settings of its own start
+    _environment.cache_clear()
     for answers in (_selections, _capability_answers, _routes):
         answers.clear()  # and chooses backends afresh
     originals = [getattr(module, name) for module, name, _ in _REPLACEMENTS]

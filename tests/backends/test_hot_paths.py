@@ -91,13 +91,14 @@ def test_backend_selection_capabilities_and_route_are_dspys_for_each_configurati
                 assert hot_paths.memoized_select_backend(lm, options) == select_backend(lm, options)
                 assert hot_paths.memoized_capabilities(lm, options) == _capabilities(lm, options)
                 assert hot_paths.memoized_resolve(lm) == resolve(lm)
-    # an environment variable DSPy reads sends the same LM to litellm: a configuration of its own
+    # an environment variable DSPy reads sends the same LM to litellm: read at the start of a run
     lm = _lms()[1]
-    native = hot_paths.memoized_select_backend(lm)
+    with hot_paths.memoized_dspy_lookups():
+        assert hot_paths.memoized_select_backend(lm).native
     monkeypatch.setenv("OPENAI_API_BASE", "http://127.0.0.1:7/v1")
-    assert native.native
-    assert hot_paths.memoized_select_backend(lm) == select_backend(lm)
-    assert not select_backend(lm).native
+    with hot_paths.memoized_dspy_lookups():
+        assert hot_paths.memoized_select_backend(lm) == select_backend(lm)
+        assert not select_backend(lm).native
 
 
 def test_each_caller_gets_its_own_clients_and_unplain_settings_are_left_to_dspy():
