@@ -1,4 +1,4 @@
-"""Four of DSPy 3.4's per-call costs, memoized for the length of a run (same answers, less client CPU).
+"""Five of DSPy 3.4's per-call costs, memoized for the length of a run (same answers, less client CPU).
 
 - DSPy looks the model up in its metadata snapshot three times per call (twice to price the answer,
   once for the model's capabilities). For a name the snapshot does not know, such as the model name of
@@ -16,6 +16,8 @@
   environment variables only (read once per run, like the proxy settings), so one answer per such
   configuration is enough; an LM with declared providers or client settings that are not plain values
   (an httpx timeout, headers) is left to DSPy.
+- It converts the LM's `timeout` setting into the engine's timeouts for every call (a frozen value, about
+  a hundredth of a call's client CPU): once per number of seconds.
 
 `experiments/bench_engine.py` measures the effect. The originals come back when the run ends.
 """
@@ -39,6 +41,7 @@ import dspy.clients.costs
 import dspy.clients.execution
 from dspy.clients.backend_selection import CLIENT_KEYS, BackendSelection, select_backend
 from dspy.clients.capabilities import Capabilities, _capabilities, resolve
+from dspy.clients.engines.lm15_engine import timeouts_for
 from dspy.clients.model_metadata import model_info
 from pydantic import TypeAdapter
 
@@ -135,6 +138,18 @@ def memoized_resolve(lm: Any) -> Any:
     return route
 
 
+@functools.lru_cache(maxsize=64)
+def _timeouts(seconds: float) -> Any:
+    return timeouts_for(seconds)
+
+
+def memoized_timeouts_for(timeout: Any) -> Any:
+    """DSPy's `timeouts_for`; for a number of seconds (or None) from memory after the first time."""
+    if timeout is None or (isinstance(timeout, (int, float)) and not isinstance(timeout, bool)):
+        return _timeouts(timeout)
+    return timeouts_for(timeout)
+
+
 # Where DSPy's calls find each function: the modules that imported it by name.
 _REPLACEMENTS = (
     (dspy.clients.costs, "model_info", memoized_model_info),
@@ -147,6 +162,7 @@ _REPLACEMENTS = (
     (dspy.clients.capabilities, "select_backend", memoized_select_backend),
     (dspy.clients.capabilities, "_capabilities", memoized_capabilities),
     (dspy.clients.capabilities, "resolve", memoized_resolve),
+    (dspy.clients.execution, "timeouts_for", memoized_timeouts_for),
 )
 
 

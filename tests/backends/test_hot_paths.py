@@ -126,3 +126,22 @@ def test_dspy_routes_through_the_memos_inside_a_run_only():
     assert (dspy.clients.execution.select_backend, dspy.clients.capabilities._capabilities) == originals
     with hot_paths.memoized_dspy_lookups():
         assert not hot_paths._selections  # a run chooses afresh
+
+
+@pytest.mark.parametrize("timeout", [None, 30, 2.5])
+def test_timeouts_are_dspys(timeout):
+    from dspy.clients.engines.lm15_engine import timeouts_for
+
+    assert hot_paths.memoized_timeouts_for(timeout) == timeouts_for(timeout)
+    assert hot_paths.memoized_timeouts_for(timeout) is hot_paths.memoized_timeouts_for(timeout)
+
+
+@pytest.mark.parametrize("timeout", [0, -1, float("inf"), "30"])
+def test_a_timeout_dspy_refuses_is_refused_every_time(timeout):
+    from dspy.clients.engines.lm15_engine import timeouts_for
+
+    with pytest.raises((ValueError, TypeError)) as dspys:
+        timeouts_for(timeout)
+    for _ in range(2):
+        with pytest.raises(dspys.type, match=str(dspys.value)[:20]):
+            hot_paths.memoized_timeouts_for(timeout)
