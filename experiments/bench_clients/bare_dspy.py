@@ -50,8 +50,8 @@ def tuned() -> Iterator[None]:
     for the process, not a `dspy.context`, which the loop's threads would not inherit."""
     import dspy
 
-    from targen_dspy.backends import SignatureCachedJSONAdapter
     from targen_dspy.backends.hot_paths import memoized_dspy_lookups
+    from targen_dspy.backends.json_adapter import SignatureCachedJSONAdapter
     from targen_dspy.engine.cache import run_cache
 
     dspy.configure(adapter=SignatureCachedJSONAdapter(), disable_history=True, trace=None)

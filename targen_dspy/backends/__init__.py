@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import dspy
+from typing import TYPE_CHECKING
 
-from targen_dspy.backends.compact_adapter import CompactJSONAdapter
-from targen_dspy.backends.json_adapter import SignatureCachedJSONAdapter
-from targen_dspy.backends.local import LlamaCppEngine
-from targen_dspy.backends.remote import remote_lm
+if TYPE_CHECKING:  # imported where used: the command line reads LOCAL without importing DSPy
+    import dspy
+
+    from targen_dspy.backends.local import LlamaCppEngine
 
 LOCAL = "local"
 _local_engine: LlamaCppEngine | None = None
@@ -15,6 +15,8 @@ _local_engine: LlamaCppEngine | None = None
 
 def local_engine() -> LlamaCppEngine:
     """One in-process model per process: loading it twice would double memory for nothing."""
+    from targen_dspy.backends.local import LlamaCppEngine
+
     global _local_engine
     if _local_engine is None:
         _local_engine = LlamaCppEngine()
@@ -33,6 +35,10 @@ def build_lm(
     """A dspy.LM for `model`: 'local' or a litellm string. Raises ModelError on a bad name, key or server.
 
     Retries are left to the run engine (num_retries=0): it backs off with jitter across all workers."""
+    import dspy
+
+    from targen_dspy.backends.remote import remote_lm
+
     if model == LOCAL:
         return dspy.LM(
             "local/smollm2-135m-instruct",
@@ -55,4 +61,7 @@ def build_lm(
 
 def adapter_for(model: str) -> dspy.Adapter:
     """The prompt format: terse for the small embedded model, DSPy's JSONAdapter for the rest."""
+    from targen_dspy.backends.compact_adapter import CompactJSONAdapter
+    from targen_dspy.backends.json_adapter import SignatureCachedJSONAdapter
+
     return CompactJSONAdapter() if model == LOCAL else SignatureCachedJSONAdapter()
