@@ -63,12 +63,12 @@ class Meter:
     def counting(self, program: dspy.Module) -> Iterator[None]:
         """Count the LM calls of `program` (its predictors' models and the context's) while inside."""
         models = [dspy.settings.lm, *(predictor.lm for predictor in program.predictors())]
-        self._lms = {id(lm) for lm in models if lm is not None}
+        outer, self._lms = self._lms, self._lms | {id(lm) for lm in models if lm is not None}
         try:
             with _finalize_counted(), dspy.context(usage_tracker=self):
                 yield
         finally:
-            self._lms = set()
+            self._lms = outer
 
     def count_retry(self) -> None:
         with self._lock:
