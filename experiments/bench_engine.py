@@ -7,6 +7,8 @@ each making two LLM calls per slot (write, then judge) against the same mock Ope
 
 Clients, each a process of its own started as a user starts it, start-up included:
   bare DSPy loop   experiments/bench_clients/bare_dspy.py: threads, two dspy.Predict calls per slot
+  bare loop, tuned the same with the DSPy settings a TarGEN run uses (`--tuned`): what is left between it
+                   and targen is TarGEN's own work and its larger prompts
   targen generate  `targen generate rte -n N --workers W --model openai/bench --api-base URL -q -o DIR`
   curator          experiments/bench_clients/curator_steps.py in curator's virtual environment (made
                    by this script at CURATOR_VENV, reused), two curator.LLM steps, W requests at once
@@ -56,6 +58,11 @@ call, JSON answers), a fresh server process per run, so its CPU is not the clien
   slot (`topic -> sentence`, then `sentence -> verdict`); DSPy as it comes (`dspy.LM` and its default
   engine, which makes these calls with DSPy's own HTTP client and never imports litellm; memory and disk
   cache; history) with `dspy.JSONAdapter`, as TarGEN uses.
+- *bare loop, tuned*: the same loop with the DSPy settings of a TarGEN run (`--tuned`): DSPy's per-call
+  look-ups memoized (`targen_dspy/backends/hot_paths.py`), the JSON adapter's system message built once
+  per signature, one disk cache store and no memory tier, no history. What is left between it and
+  targen is TarGEN's own work (records, retries, the meter, dispatch) and its larger prompts (about 2,000
+  and 4,000 characters, with demos, against 700).
 - *targen generate*: `targen generate rte -n N --workers W --model {model} --api-base URL -q -o DIR` as a
   user runs it: generation and self-correction per instance, plus contexts and seeds (about 2.14 calls
   per instance), one fsynced record per instance.
@@ -115,8 +122,10 @@ def server_stats(api_base: str) -> dict[str, Any]:
 # ---- the clients: a command per run, and what it made ----
 
 
-def bare_command(api_base: str, n: int, workers: int, workdir: Path) -> list[str]:
-    return [sys.executable, str(CLIENTS / "bare_dspy.py"), *_sizes(api_base, n, workers)]
+def bare_command(api_base: str, n: int, workers: int, workdir: Path, tuned: bool = False) -> list[str]:
+    return [sys.executable, str(CLIENTS / "bare_dspy.py"), *_sizes(api_base, n, workers)] + (
+        ["--tuned"] if tuned else []
+    )
 
 
 def targen_command(api_base: str, n: int, workers: int, workdir: Path) -> list[str]:
@@ -310,7 +319,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def clients(no_curator: bool) -> dict[str, Callable[..., list[str]]]:
-    found = {"bare DSPy loop": bare_command, "targen generate": targen_command}
+    found = {
+        "bare DSPy loop": bare_command,
+        "bare loop, tuned": functools.partial(bare_command, tuned=True),
+        "targen generate": targen_command,
+    }
     python = None if no_curator else curator_python()
     return found | ({"curator": functools.partial(curator_command, python)} if python else {})
 

@@ -675,7 +675,7 @@ def _same_materials(experiment: Path, generation: dict[str, dict[str, Any]]) -> 
 
 
 if __name__ == "__main__":
-    from targen_dspy.backends.remote import bundled_price_tables
+    from targen_dspy.backends.price_tables import bundled_price_tables
 
     with bundled_price_tables():  # the price tables litellm and DSPy ship, as `targen` reads them
         main()

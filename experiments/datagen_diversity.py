@@ -316,7 +316,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    from targen_dspy.backends.remote import bundled_price_tables
+    from targen_dspy.backends.price_tables import bundled_price_tables
 
     with bundled_price_tables():  # the price tables litellm and DSPy ship, as `targen` reads them
         main()

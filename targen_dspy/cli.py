@@ -32,19 +32,13 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, format="%(name)s: %(message)s")
-    from dspy.utils.exceptions import LMError
-
-    from targen_dspy.backends.remote import bundled_price_tables
+    from targen_dspy.backends.price_tables import bundled_price_tables
 
     try:
         with bundled_price_tables():  # for this command only: nothing is set at import
             COMMANDS[args.command].run(args)
     except TargenError as exc:
         print(redact(f"targen: {exc}"), file=sys.stderr)  # messages may quote a server's error text
-        return EXIT_USAGE
-    except LMError as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(redact(f"targen: {ModelError.__name__}: {first_line}"), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(
@@ -60,7 +54,20 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"targen: cannot use {exc.filename}: {exc.strerror}; check the path", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as exc:
+        if not _is_model_error(exc):
+            raise
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(redact(f"targen: {ModelError.__name__}: {first_line}"), file=sys.stderr)
+        return EXIT_USAGE
     return 0
+
+
+def _is_model_error(exc: Exception) -> bool:
+    """Whether `exc` is DSPy's LMError (a model or provider failure). Looked up, not imported: a command
+    that never imported DSPy (`targen tasks`, `--help`) cannot have raised one, and need not load it."""
+    lm_error = getattr(sys.modules.get("dspy.utils.exceptions"), "LMError", None)
+    return lm_error is not None and isinstance(exc, lm_error)
 
 
 if __name__ == "__main__":

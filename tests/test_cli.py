@@ -30,6 +30,19 @@ def test_tasks_lists_catalogue():
     assert len(starts) == 1  # the field lists start in one column, however long the task name
 
 
+@pytest.mark.parametrize("args", [["--help"], ["generate", "--help"], ["compile", "--help"], ["tasks"]])
+def test_help_and_the_task_list_import_no_dspy(args):
+    """DSPy takes seconds of CPU to import: reading the options or the catalogue must not pay for it."""
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "targen_dspy.cli", *args], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "usage: targen" in out.stdout or "rte" in out.stdout
+    imported = {line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines() if "|" in line}
+    assert "targen_dspy.commands" in imported
+    assert not {"dspy", "litellm", "numpy"} & imported
+
+
 def test_a_closed_pipe_is_not_an_error():
     out = subprocess.run(
         f"{sys.executable} -m targen_dspy.cli tasks | head -1", shell=True, capture_output=True, text=True

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import atexit
+from typing import TYPE_CHECKING
 
-import dspy
+if TYPE_CHECKING:  # imported where used: the command line reads LOCAL without importing DSPy
+    import dspy
 
-from targen_dspy.backends.compact_adapter import CompactJSONAdapter
-from targen_dspy.backends.json_adapter import SignatureCachedJSONAdapter
-from targen_dspy.backends.local import LlamaCppEngine
-from targen_dspy.backends.remote import remote_lm
-from targen_dspy.signatures.spec import TaskSpec
+    from targen_dspy.backends.local import LlamaCppEngine
+    from targen_dspy.signatures.spec import TaskSpec
 
 LOCAL = "local"
 _local_engine: LlamaCppEngine | None = None
@@ -18,6 +17,8 @@ _local_engine: LlamaCppEngine | None = None
 
 def local_engine() -> LlamaCppEngine:
     """One in-process model per process: loading it twice would double memory for nothing."""
+    from targen_dspy.backends.local import LlamaCppEngine
+
     global _local_engine
     if _local_engine is None:
         _local_engine = LlamaCppEngine()
@@ -39,6 +40,10 @@ def build_lm(
     """A dspy.LM for `model`: 'local' or a litellm string. Raises ModelError on a bad name, key or server.
 
     Retries are left to the run engine (num_retries=0): it backs off with jitter across all workers."""
+    import dspy
+
+    from targen_dspy.backends.remote import remote_lm
+
     if model == LOCAL:
         return dspy.LM(
             "local/smollm2-135m-instruct",
@@ -62,4 +67,7 @@ def build_lm(
 def adapter_for(model: str, spec: TaskSpec | None = None) -> dspy.Adapter:
     """The prompt format: terse for the small embedded model, with the task's formatting example and
     word bounds when `spec` is given; DSPy's JSONAdapter for the rest."""
+    from targen_dspy.backends.compact_adapter import CompactJSONAdapter
+    from targen_dspy.backends.json_adapter import SignatureCachedJSONAdapter
+
     return CompactJSONAdapter(spec) if model == LOCAL else SignatureCachedJSONAdapter()

@@ -1,4 +1,4 @@
-"""Four of DSPy 3.4's per-call costs, memoized for the length of a run (same answers, less client CPU).
+"""Six of DSPy 3.4's per-call costs, memoized for the length of a run (same answers, less client CPU).
 
 - DSPy looks the model up in its metadata snapshot three times per call (twice to price the answer,
   once for the model's capabilities). For a name the snapshot does not know, such as the model name of
@@ -12,6 +12,15 @@
 - JSONAdapter builds a pydantic model of the signature's outputs and its JSON schema for every call, to
   ask for structured output: a third of a batch run's client CPU, which replays calls (issue 18); one per
   signature is enough, copied per call.
+- It chooses the backend of an LM (native or litellm, the provider's route, the client settings) from the
+  LM's configuration two or three times per call, and derives the model's capabilities (which decide
+  the adapter's response format) from that once per call: about a tenth of a run's client CPU per call
+  against a local server. Both depend on the model string, engine, client settings and three
+  environment variables only (read once per run, like the proxy settings), so one answer per such
+  configuration is enough; an LM with declared providers or client settings that are not plain values
+  (an httpx timeout, headers) is left to DSPy.
+- It converts the LM's `timeout` setting into the engine's timeouts for every call (a frozen value, about
+  a hundredth of a call's client CPU): once per number of seconds.
 
 `experiments/bench_engine.py` measures the effect. The originals come back when the run ends.
 """
@@ -21,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import os
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -31,6 +41,10 @@ import dspy.adapters.json_adapter
 import dspy.adapters.utils
 import dspy.clients.capabilities
 import dspy.clients.costs
+import dspy.clients.execution
+from dspy.clients.backend_selection import CLIENT_KEYS, BackendSelection, select_backend
+from dspy.clients.capabilities import Capabilities, _capabilities, resolve
+from dspy.clients.engines.lm15_engine import timeouts_for
 from dspy.clients.model_metadata import model_info
 from pydantic import TypeAdapter
 
@@ -82,6 +96,75 @@ def getproxies() -> dict[str, str]:
 
 _STRUCTURED = "_get_structured_outputs_response_format"
 _BUILD_RESPONSE_FORMAT = getattr(dspy.adapters.json_adapter, _STRUCTURED)
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _configuration(lm: Any, options: dict[str, Any] | None = None) -> tuple | None:
+    """All that DSPy's backend selection reads of `lm`, its call `options` and the environment, as a
+    hashable key; None when that is not all plain values (then DSPy answers every time)."""
+    spec = getattr(lm, "_engine_spec", None)
+    if not isinstance(spec, str) or getattr(lm, "_providers", ()):
+        return None
+    own = tuple((k, v) for k, v in lm.kwargs.items() if k in CLIENT_KEYS)
+    given = tuple((k, v) for k, v in (options or {}).items() if k in CLIENT_KEYS)
+    if not all(isinstance(v, _PLAIN) for _, v in own + given):
+        return None
+    return spec, lm.model, lm.model_type, own, given, _environment(lm.model.split("/", 1)[0].upper())
+
+
+@functools.lru_cache(maxsize=64)
+def _environment(prefix: str) -> tuple[str | None, ...]:
+    """The variables select_backend reads for a model prefix, read once per run like the proxy settings."""
+    return tuple(os.environ.get(name) for name in (f"{prefix}_API_BASE", f"{prefix}_BASE_URL", "XAI_API_KEY"))
+
+
+_selections: dict[tuple, BackendSelection] = {}
+_capability_answers: dict[tuple, Capabilities] = {}
+_routes: dict[tuple, Any] = {}
+
+
+def memoized_select_backend(lm: Any, options: dict[str, Any] | None = None) -> BackendSelection:
+    """DSPy's `select_backend`, answered from memory for a configuration it has answered before; each
+    caller gets its own `clients` dict, as from DSPy."""
+    key = _configuration(lm, options)
+    if key is None:
+        return select_backend(lm, options)
+    if (selection := _selections.get(key)) is None:
+        selection = _selections[key] = select_backend(lm, options)
+    return BackendSelection(selection.native, selection.resolution, dict(selection.clients))
+
+
+def memoized_capabilities(lm: Any, options: dict[str, Any] | None = None) -> Capabilities:
+    """DSPy's `_capabilities` (an immutable answer), from memory for a configuration seen before."""
+    key = _configuration(lm, options)
+    if key is None:
+        return _capabilities(lm, options)
+    if (answer := _capability_answers.get(key)) is None:
+        answer = _capability_answers[key] = _capabilities(lm, options)
+    return answer
+
+
+def memoized_resolve(lm: Any) -> Any:
+    """DSPy's `resolve` (the model's route, an immutable answer), from memory for a model seen before."""
+    key = _configuration(lm)
+    if key is None:
+        return resolve(lm)
+    if (route := _routes.get(key)) is None:
+        route = _routes[key] = resolve(lm)
+    return route
+
+
+@functools.lru_cache(maxsize=64)
+def _timeouts(seconds: float) -> Any:
+    return timeouts_for(seconds)
+
+
+def memoized_timeouts_for(timeout: Any) -> Any:
+    """DSPy's `timeouts_for`; for a number of seconds (or None) from memory after the first time."""
+    if timeout is None or (isinstance(timeout, (int, float)) and not isinstance(timeout, bool)):
+        return _timeouts(timeout)
+    return timeouts_for(timeout)
+
 
 # Where DSPy's calls find each function: the modules that imported it by name.
 _REPLACEMENTS = (
@@ -92,6 +175,11 @@ _REPLACEMENTS = (
     (dspy.adapters.base, "serialize_for_json", serialize_for_json),
     (dspy._vendor.lm15.transports._proxy, "getproxies", getproxies),
     (dspy.adapters.json_adapter, _STRUCTURED, structured_outputs_response_format),
+    (dspy.clients.execution, "select_backend", memoized_select_backend),
+    (dspy.clients.capabilities, "select_backend", memoized_select_backend),
+    (dspy.clients.capabilities, "_capabilities", memoized_capabilities),
+    (dspy.clients.capabilities, "resolve", memoized_resolve),
+    (dspy.clients.execution, "timeouts_for", memoized_timeouts_for),
 )
 
 
@@ -99,6 +187,9 @@ _REPLACEMENTS = (
 def memoized_dspy_lookups() -> Iterator[None]:
     """Inside, DSPy's calls use the memoized functions above; the originals come back after."""
     _environment_proxies.cache_clear()  # a run reads the proxy settings of its own start
+    _environment.cache_clear()
+    for answers in (_selections, _capability_answers, _routes):
+        answers.clear()  # and chooses backends afresh
     originals = [getattr(module, name) for module, name, _ in _REPLACEMENTS]
     for module, name, replacement in _REPLACEMENTS:
         setattr(module, name, replacement)

@@ -8,11 +8,9 @@ it leaves to litellm.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import os
 import socket
-from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 from urllib.parse import urlparse
@@ -21,26 +19,11 @@ import dspy
 from dspy.clients.backend_selection import select_backend
 from dspy.clients.base_lm import LM_CLASS_STATE_KEY
 
+from targen_dspy.backends.price_tables import bundled_price_tables
 from targen_dspy.errors import ModelError, redact
 
 # A local OpenAI-compatible server ignores the key, but the client insists on one.
 PLACEHOLDER_KEY = "not-needed"
-COST_MAP_VARIABLE = "LITELLM_LOCAL_MODEL_COST_MAP"
-
-
-@contextlib.contextmanager
-def bundled_price_tables() -> Iterator[None]:
-    """LITELLM_LOCAL_MODEL_COST_MAP set while inside, unless the user has set it: litellm (when it is
-    imported) and DSPy's model metadata (at its first use in a run) then read the price tables they
-    ship, instead of fetching them from the internet (seconds of retries, and a warning, offline)."""
-    if COST_MAP_VARIABLE in os.environ:
-        yield
-        return
-    os.environ[COST_MAP_VARIABLE] = "True"
-    try:
-        yield
-    finally:
-        os.environ.pop(COST_MAP_VARIABLE, None)
 
 
 def import_litellm() -> ModuleType:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
-
-import dspy
+from typing import TYPE_CHECKING
 
 from targen_dspy.backends import LOCAL, build_lm
-from targen_dspy.backends.remote import provider_prefix
+
+if TYPE_CHECKING:
+    import dspy
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, several_api_bases: bool = False) -> None:
@@ -45,5 +46,7 @@ def shared_api_base(model: str, args: argparse.Namespace) -> str | None:
     is sent its own provider's key: on --model's server that key would go to a host never chosen for it
     (e.g. ANTHROPIC_API_KEY to a local vLLM); it keeps its provider's endpoint instead. With the embedded
     --model, --api-base can only be meant for the other models."""
+    from targen_dspy.backends.remote import provider_prefix
+
     same = args.model == LOCAL or provider_prefix(model) == provider_prefix(args.model)
     return args.api_base if same else None

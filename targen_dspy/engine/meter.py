@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import dspy
-from dspy.utils.callback import BaseCallback
+import dspy.clients.execution
 
 
 @dataclass
@@ -19,26 +19,32 @@ class UnitUsage:
     tokens: int = 0
 
 
-class Meter(BaseCallback):
-    """Counts a run's LM calls (as a DSPy callback on its LMs) and their usage (as DSPy's usage tracker,
-    folding each entry into running totals and into the tokens of the current thread's unit of work).
+class Meter:
+    """Counts a run's LM calls and their usage (as DSPy's usage tracker, folding each entry into running
+    totals and into the tokens of the current thread's unit of work).
 
     A call served from DSPy's cache is counted as a call but DSPy reports no usage for it; the
     difference is the number of cache hits. One tracker for the whole run, not `dspy.track_usage()` per
-    unit: that keeps every entry and enters a settings context per unit (0.1 ms of client CPU a call)."""
+    unit: that keeps every entry and enters a settings context per unit (0.1 ms of client CPU a call).
+
+    Calls are counted where DSPy finishes every answered call, cache hits included (`finalize`, see
+    `_counted_finalize`), not by a DSPy callback on the LMs: with one, DSPy binds the arguments of every
+    LM call to its signature and makes a call id (about 0.1 ms of client CPU a call)."""
 
     def __init__(self, batch: bool = False) -> None:
         self.batch = batch  # priced at the provider's batch rates
         self._lock = threading.Lock()
         self._unit = threading.local()
+        self._lms: set[int] = set()  # ids of the LMs whose calls are counted
         self.calls = 0
         self.retries = 0
         self.parse_retries: Counter[str] = Counter()  # by step: calls asked again after an unparseable answer
         self.billed_calls = 0
         self.tokens: dict[str, dict[str, int]] = defaultdict(lambda: {"prompt": 0, "completion": 0})
 
-    def on_lm_end(self, call_id: str, outputs: Any, exception: Exception | None = None) -> None:
-        if exception is None:
+    def count_call(self, lm: Any) -> None:
+        """One answered call of `lm` (from the server or the cache), if it is one of the counted LMs."""
+        if id(lm) in self._lms:
             with self._lock:
                 self.calls += 1
 
@@ -62,20 +68,14 @@ class Meter(BaseCallback):
 
     @contextlib.contextmanager
     def counting(self, program: dspy.Module) -> Iterator[None]:
-        """Count the LM calls of `program` (its predictors' models and the context's) while inside.
-
-        The meter is added to those LMs' own callbacks, not DSPy's global ones: with a global callback
-        DSPy binds the arguments of every module and adapter call too, not only the LM's."""
+        """Count the LM calls of `program` (its predictors' models and the context's) while inside."""
         models = [dspy.settings.lm, *(predictor.lm for predictor in program.predictors())]
-        lms = list({id(lm): lm for lm in models if lm is not None}.values())
-        for lm in lms:
-            lm.callbacks = [*lm.callbacks, self]  # a new list: the LM's may be shared
+        outer, self._lms = self._lms, self._lms | {id(lm) for lm in models if lm is not None}
         try:
-            with dspy.context(usage_tracker=self):
+            with _finalize_counted(), dspy.context(usage_tracker=self):
                 yield
         finally:
-            for lm in lms:
-                lm.callbacks = [callback for callback in lm.callbacks if callback is not self]
+            self._lms = outer
 
     def count_retry(self) -> None:
         with self._lock:
@@ -130,6 +130,36 @@ class Meter(BaseCallback):
             "completion_tokens": sum(t["completion"] for t in self.tokens.values()),
             "cost_usd": price(self.tokens, self.batch),
         }
+
+
+_finalize = dspy.clients.execution.finalize
+_counting = 0  # meters counting now, in any thread: DSPy's function comes back after the last
+_counting_lock = threading.Lock()
+
+
+def _counted_finalize(lm: Any, call: Any, result: Any) -> Any:
+    """DSPy's `finalize` (usage, history, the typed answer of an answered call), after counting the call
+    for the meter that is the calling context's usage tracker."""
+    meter = dspy.settings.usage_tracker
+    if isinstance(meter, Meter):
+        meter.count_call(lm)
+    return _finalize(lm, call, result)
+
+
+@contextlib.contextmanager
+def _finalize_counted() -> Iterator[None]:
+    """DSPy's LM calls finish through `_counted_finalize` while any meter is counting."""
+    global _counting
+    with _counting_lock:
+        _counting += 1
+        dspy.clients.execution.finalize = _counted_finalize
+    try:
+        yield
+    finally:
+        with _counting_lock:
+            _counting -= 1
+            if not _counting:
+                dspy.clients.execution.finalize = _finalize
 
 
 def price(tokens: dict[str, dict[str, int]], batch: bool = False) -> float | None:

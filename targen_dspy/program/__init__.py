@@ -1,9 +1,14 @@
 """The TarGEN program: one DSPy module per step, composed by `TarGEN`."""
 
-from targen_dspy.program.contexts import ContextGenerator
-from targen_dspy.program.correction import SelfCorrector
-from targen_dspy.program.instances import InstanceGenerator
-from targen_dspy.program.seeds import SeedGenerator
-from targen_dspy.program.targen import TarGEN
+from targen_dspy.lazy import lazy_exports
 
-__all__ = ["ContextGenerator", "InstanceGenerator", "SeedGenerator", "SelfCorrector", "TarGEN"]
+__getattr__, __all__ = lazy_exports(
+    __name__,
+    {
+        "contexts": ("ContextGenerator",),
+        "correction": ("SelfCorrector",),
+        "instances": ("InstanceGenerator",),
+        "seeds": ("SeedGenerator",),
+        "targen": ("TarGEN",),
+    },
+)

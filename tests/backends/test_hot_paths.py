@@ -83,3 +83,81 @@ def test_structured_output_schema_is_dspys_built_once_per_signature():
     first.model_json_schema()["properties"].clear()  # a caller that changes its schema changes no other
     assert again.model_json_schema() == dspys(signature, True).model_json_schema()
     hot_paths.structured_outputs_response_format.cache_clear()
+
+
+def _lms() -> list[dspy.LM]:
+    """LMs whose backends DSPy chooses differently: native with a server of one's own, native hosted,
+    forced to litellm, a timeout as a plain number, a client setting that sends the call to litellm."""
+    return [
+        dspy.LM("openai/a-server-of-ones-own", api_base="http://127.0.0.1:9/v1", api_key="k"),
+        dspy.LM("openai/gpt-4o-mini", api_key="k", temperature=0.3),
+        dspy.LM("anthropic/claude-3-5-haiku-latest", engine="litellm"),
+        dspy.LM("openai/gpt-4o-mini", timeout=30),
+        dspy.LM("openai/gpt-4o-mini", organization="org"),
+    ]
+
+
+def test_backend_selection_capabilities_and_route_are_dspys_for_each_configuration(monkeypatch):
+    from dspy.clients.backend_selection import select_backend
+    from dspy.clients.capabilities import _capabilities, resolve
+
+    for options in (None, {"api_base": "http://127.0.0.1:8/v1"}, {"temperature": 0.1}):
+        for lm in _lms():
+            for _ in range(2):  # the second answer comes from memory
+                assert hot_paths.memoized_select_backend(lm, options) == select_backend(lm, options)
+                assert hot_paths.memoized_capabilities(lm, options) == _capabilities(lm, options)
+                assert hot_paths.memoized_resolve(lm) == resolve(lm)
+    # an environment variable DSPy reads sends the same LM to litellm: read at the start of a run
+    lm = _lms()[1]
+    with hot_paths.memoized_dspy_lookups():
+        assert hot_paths.memoized_select_backend(lm).native
+    monkeypatch.setenv("OPENAI_API_BASE", "http://127.0.0.1:7/v1")
+    with hot_paths.memoized_dspy_lookups():
+        assert hot_paths.memoized_select_backend(lm) == select_backend(lm)
+        assert not select_backend(lm).native
+
+
+def test_each_caller_gets_its_own_clients_and_unplain_settings_are_left_to_dspy():
+    from dspy.clients.backend_selection import select_backend
+
+    lm = _lms()[0]
+    hot_paths.memoized_select_backend(lm).clients["api_key"] = "changed"
+    assert hot_paths.memoized_select_backend(lm).clients["api_key"] == "k"
+    headers = dspy.LM("openai/gpt-4o-mini", api_key="k", headers={"X-Team": "a"})
+    assert hot_paths._configuration(headers) is None
+    assert hot_paths.memoized_select_backend(headers) == select_backend(headers)
+
+
+def test_dspy_routes_through_the_memos_inside_a_run_only():
+    import dspy.clients.execution
+
+    originals = (dspy.clients.execution.select_backend, dspy.clients.capabilities._capabilities)
+    with hot_paths.memoized_dspy_lookups():
+        assert dspy.clients.execution.select_backend is hot_paths.memoized_select_backend
+        assert dspy.clients.capabilities.select_backend is hot_paths.memoized_select_backend
+        assert dspy.clients.capabilities._capabilities is hot_paths.memoized_capabilities
+        assert dspy.clients.capabilities.resolve is hot_paths.memoized_resolve
+        hot_paths.memoized_select_backend(_lms()[0])
+        assert hot_paths._selections
+    assert (dspy.clients.execution.select_backend, dspy.clients.capabilities._capabilities) == originals
+    with hot_paths.memoized_dspy_lookups():
+        assert not hot_paths._selections  # a run chooses afresh
+
+
+@pytest.mark.parametrize("timeout", [None, 30, 2.5])
+def test_timeouts_are_dspys(timeout):
+    from dspy.clients.engines.lm15_engine import timeouts_for
+
+    assert hot_paths.memoized_timeouts_for(timeout) == timeouts_for(timeout)
+    assert hot_paths.memoized_timeouts_for(timeout) is hot_paths.memoized_timeouts_for(timeout)
+
+
+@pytest.mark.parametrize("timeout", [0, -1, float("inf"), "30"])
+def test_a_timeout_dspy_refuses_is_refused_every_time(timeout):
+    from dspy.clients.engines.lm15_engine import timeouts_for
+
+    with pytest.raises((ValueError, TypeError)) as dspys:
+        timeouts_for(timeout)
+    for _ in range(2):
+        with pytest.raises(dspys.type, match=str(dspys.value)[:20]):
+            hot_paths.memoized_timeouts_for(timeout)

@@ -1,11 +1,12 @@
 """The JSON adapter of remote models: DSPy's messages exactly, the system message built once per
-signature."""
+signature, the demos' messages once per signature and demos."""
 
 import dspy
 import pytest
 
 from targen_dspy.backends import adapter_for
 from targen_dspy.backends.json_adapter import SignatureCachedJSONAdapter, _system_message
+from targen_dspy.program.correction import correction_demos
 from targen_dspy.signatures import load_task, step_signatures
 
 
@@ -27,3 +28,33 @@ def test_a_changed_instruction_is_a_new_signature_and_a_new_message():
     adapter = SignatureCachedJSONAdapter()
     assert "Judge strictly." in adapter.format_system_message(tuned)
     assert "Judge strictly." not in adapter.format_system_message(signature)
+
+
+@pytest.mark.parametrize("task", ["rte", "copa", "wic", "record"])
+def test_whole_prompts_with_demos_are_dspys_and_demos_are_formatted_once(task, monkeypatch):
+    spec = load_task(task)
+    signature, demos = step_signatures(spec)["correction"], correction_demos(spec)
+    assert demos
+    inputs = {name: f"a {name}" for name in signature.input_fields}
+    adapter, formatted = SignatureCachedJSONAdapter(), []
+    original = dspy.JSONAdapter.format_demos
+    monkeypatch.setattr(dspy.JSONAdapter, "format_demos", lambda *a: formatted.append(1) or original(*a))
+    for _ in range(3):
+        assert adapter.format(signature, demos, inputs) == dspy.JSONAdapter().format(signature, demos, inputs)
+    assert len(formatted) == 1 + 3  # the cached adapter once, DSPy's own three times
+
+
+def test_changed_demos_are_formatted_again_and_callers_cannot_change_the_cache():
+    spec = load_task("rte")
+    signature = step_signatures(spec)["correction"]
+    demos, adapter = correction_demos(spec), SignatureCachedJSONAdapter()
+    first = adapter.format_demos(signature, demos)
+    first[0]["content"] = "changed by a caller"
+    assert adapter.format_demos(signature, demos) == dspy.JSONAdapter().format_demos(signature, demos)
+    demos[0]["corrected_label"] = "a label changed in place"  # the same list and Example, new value
+    again = adapter.format_demos(signature, demos)
+    assert again == dspy.JSONAdapter().format_demos(signature, demos)
+    assert "a label changed in place" in again[1]["content"]
+    shorter = demos[:1]
+    assert adapter.format_demos(signature, shorter) == dspy.JSONAdapter().format_demos(signature, shorter)
+    assert adapter.format_demos(signature, []) == []

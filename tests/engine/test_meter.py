@@ -1,13 +1,16 @@
 """The meter: LM calls, cache hits and tokens of a run, and the tokens of each unit of work."""
 
+import contextlib
 import contextvars
 import pickle
 import threading
 import uuid
 
 import dspy
+import dspy.clients.execution
 from dspy.lm15 import Message, Response, TextPart, Usage
 
+from targen_dspy.engine import meter as meter_module
 from targen_dspy.engine.meter import Meter
 
 
@@ -58,7 +61,8 @@ def test_calls_cache_hits_tokens_and_per_unit_tokens_across_threads():
     assert summary["prompt_tokens"] == 4 * 7 and summary["completion_tokens"] == 4 * 3
     assert units == [10, 10, 10]  # each unit its own billed call, the cached one free
     assert meter.mean_tokens_per_call() == 10
-    assert lm.callbacks == []  # counting leaves the LM as it found it
+    assert lm.callbacks == []  # counting leaves the LM as it found it, and DSPy's finalize too
+    assert dspy.clients.execution.finalize is meter_module._finalize
 
 
 def test_meters_of_other_processes_add_up_through_their_snapshots():
@@ -81,3 +85,40 @@ def test_meters_of_other_processes_add_up_through_their_snapshots():
     assert (summary["prompt_tokens"], summary["completion_tokens"]) == (14, 6)
     assert run.parse_retries == {"instances": 2}
     assert run.mean_tokens_per_call() == 10
+
+
+class FailingEngine(UsageEngine):
+    def complete(self, request):
+        raise RuntimeError("the server fell over")
+
+
+def test_only_the_programs_answered_calls_count_and_overlapping_meters_count_their_own():
+    program, other = dspy.Predict("question -> answer"), dspy.Predict("question -> answer")
+    program.lm = dspy.LM("local/usage-engine", engine=UsageEngine(), cache=False)
+    other.lm = dspy.LM("local/usage-engine", engine=UsageEngine(), cache=False)
+    failing = dspy.Predict("question -> answer")
+    failing.lm = dspy.LM("local/failing", engine=FailingEngine(), cache=False, num_retries=0)
+    first, second = Meter(), Meter()
+    asked = uuid.uuid4().hex
+    started, ended = threading.Event(), threading.Event()
+
+    def earlier_run() -> None:  # a run in another thread that starts first and ends first (not nested)
+        with dspy.context(adapter=dspy.JSONAdapter()), first.counting(failing):
+            with contextlib.suppress(Exception):
+                failing(question=asked)
+            started.set()
+            ended.wait()
+
+    thread = threading.Thread(target=earlier_run)
+    thread.start()
+    started.wait()
+    with dspy.context(adapter=dspy.JSONAdapter()), second.counting(program):
+        ended.set()
+        thread.join()
+        program(question=f"{asked} 1")
+        other(question=f"{asked} 2")  # an LM of no counted program
+        program(question=f"{asked} 3")
+    assert dspy.clients.execution.finalize is meter_module._finalize
+    assert first.summary()["calls"] == 0  # its one call failed
+    assert second.summary()["calls"] == 2  # DSPy's usage tracker still sees all 3: prompt tokens 3 * 7
+    assert second.summary()["prompt_tokens"] == 3 * 7

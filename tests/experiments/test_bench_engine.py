@@ -59,7 +59,7 @@ def test_cpu_of_a_running_process_and_none_once_it_has_exited():
     assert bench._cpu_seconds(child.pid) is None
 
 
-def test_quick_run_compares_the_bare_loop_and_targen_and_writes_nothing():
+def test_quick_run_compares_the_bare_loops_and_targen_and_writes_nothing():
     written = bench.RESULTS.stat().st_mtime_ns if bench.RESULTS.exists() else None
     done = subprocess.run(
         [sys.executable, str(_ROOT / "experiments" / "bench_engine.py"), "--quick", "--no-curator"],
@@ -75,13 +75,14 @@ def test_quick_run_compares_the_bare_loop_and_targen_and_writes_nothing():
         cells = [cell.strip() for cell in line.strip("|").split("|")]
         if len(cells) == 12 and cells[0] == "40":
             rows[cells[2]] = cells
-    assert set(rows) == {"bare DSPy loop", "targen generate"}, done.stdout
-    bare, targen = rows["bare DSPy loop"], rows["targen generate"]
-    assert int(bare[4]) == 80 and int(targen[4]) >= 80  # two calls a slot; targen's contexts and seeds too
+    assert set(rows) == {"bare DSPy loop", "bare loop, tuned", "targen generate"}, done.stdout
+    bare, tuned, targen = rows["bare DSPy loop"], rows["bare loop, tuned"], rows["targen generate"]
+    assert int(bare[4]) == int(tuned[4]) == 80  # two calls a slot
+    assert int(targen[4]) >= 80  # and targen's contexts and seeds
     for cells in rows.values():
         assert 0 < int(cells[11]) <= 8  # never more requests in flight than workers
         assert float(cells[9]) > 0 and int(cells[10]) > 50  # CPU per call, peak RSS MB
-    assert "hosts refused: none (1 of 2 runs checked)" in done.stdout
+    assert "hosts refused: none (2 of 3 runs checked)" in done.stdout
     assert (bench.RESULTS.stat().st_mtime_ns if bench.RESULTS.exists() else None) == written
 
 
@@ -115,7 +116,7 @@ def test_without_curator_s_environment_says_so_in_one_line(tmp_path, monkeypatch
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path))
     found = bench.clients(no_curator=False)
-    assert list(found) == ["bare DSPy loop", "targen generate"]
+    assert list(found) == ["bare DSPy loop", "bare loop, tuned", "targen generate"]
     said = capsys.readouterr().out.splitlines()
     assert said[0].startswith(f"curator: making {tmp_path / 'venv'}: python -m venv, pip install")
     assert len(said) == 2 and said[1].startswith("curator: cannot be installed (")
