@@ -8,8 +8,9 @@ with the levers that get it out of a 135M model switched on and off.
 
 Levers (`LEVERS`): `examples` (one formatting example per step), `bounds` (the spec's min_words/max_words,
 enforced by the local grammar and checked for any model), `reject` (the program asks again for contexts,
-seeds and instances that are not task-shaped), `one_seed` (one seed per call). A configuration is
-`before` (none: the program as it was), `after` (all), `only:LEVER` or `without:LEVER`.
+seeds and instances that are not task-shaped), `one_seed` (one seed per call), `hide_avoid` (the
+contexts and seeds steps are not shown what to avoid). A configuration is `before` (none: the program as
+it was), `after` (all), `only:LEVER` or `without:LEVER`.
 
 Each run is `targen generate TASK -n N --correction off` (self-correction changes labels, not shape) into
 OUT/TASK/CONFIG/ (resumed if there); a run that stops early (too few distinct seeds) counts the instances
@@ -30,7 +31,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "experiments" / "results" / "embedded_quality"
 TASKS = ("rte", "cb", "copa", "boolq", "wic", "wsc", "axg", "multirc", "record", "ticket_urgency")
-LEVERS = ("examples", "bounds", "reject", "one_seed")
+LEVERS = ("examples", "bounds", "reject", "one_seed", "hide_avoid")
 TARGET = 0.9
 
 
@@ -116,7 +117,10 @@ def generate(spec: Any, config: str, lm: Any, args: argparse.Namespace) -> Cell:
     program.set_lm(lm)
     if args.model == LOCAL:
         local = LocalLevers(
-            examples="examples" in levers, word_bounds="bounds" in levers, one_seed="one_seed" in levers
+            examples="examples" in levers,
+            word_bounds="bounds" in levers,
+            one_seed="one_seed" in levers,
+            hide_avoid="hide_avoid" in levers,
         )
         adapter = CompactJSONAdapter(task_spec, local)
     else:  # a remote model gets the prompts it always gets; bounds and rejection are the program's

@@ -16,6 +16,9 @@ What only the small model needs stays here, out of the signatures that every mod
   the embedded engine's grammar enforces (`backends.local.bounded_schema`).
 - one_seed: the seeds step asks for one seed per call: in a list, the model's later items degenerate
   into names and numbering ("1.1.1").
+- hide_avoid: the contexts and seeds steps are not shown the items to avoid. The model copies them
+  instead (one seed per context in three calls; three with the list hidden), and the program drops
+  repeats and asks again with a new sampling seed either way.
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ class LocalLevers:
     examples: bool = True
     word_bounds: bool = True
     one_seed: bool = True
+    hide_avoid: bool = True
 
 
 def _title(name: str) -> str:
@@ -86,6 +90,8 @@ class CompactJSONAdapter(dspy.JSONAdapter):
     ) -> list[dict[str, Any]]:
         if self.levers.one_seed and "seeds" in signature.output_fields and "count" in inputs:
             inputs = {**inputs, "count": 1}
+        if self.levers.hide_avoid and inputs.get("avoid"):
+            inputs = {**inputs, "avoid": []}
         messages = super().format(signature, demos, inputs)
         example = self._formatting_example(signature, inputs) if self.levers.examples else None
         if example is not None:

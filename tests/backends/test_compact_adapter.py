@@ -14,7 +14,7 @@ from targen_dspy.backends.local import bounded_schema, words_pattern
 from targen_dspy.signatures import ProposeContexts, instance_signature, load_task, parse_spec
 from targen_dspy.signatures.steps import at_most, seed_signature
 
-OFF = LocalLevers(examples=False, word_bounds=False, one_seed=False)
+OFF = LocalLevers(examples=False, word_bounds=False, one_seed=False, hide_avoid=False)
 INSTANCE_INPUTS = {
     "task_description": "d",
     "setting": "sport",
@@ -93,6 +93,21 @@ def test_one_seed_per_call(rte):
     assert (
         response_format(adapter, signature)["json_schema"]["schema"]["properties"]["seeds"]["maxItems"] == 1
     )
+
+
+def test_the_small_model_is_not_shown_what_to_avoid(rte):
+    """It copies the list instead of avoiding it; the program drops repeats either way."""
+    inputs = {
+        "task_description": "d",
+        "seed_kind": "k",
+        "setting": "s",
+        "avoid": ["An earlier seed."],
+        "count": 4,
+    }
+    shown = CompactJSONAdapter(rte, LocalLevers(hide_avoid=False)).format(seed_signature(rte), [], inputs)
+    hidden = CompactJSONAdapter(rte).format(seed_signature(rte), [], inputs)
+    assert "An earlier seed." in shown[-1]["content"]
+    assert "An earlier seed." not in hidden[-1]["content"] and "Avoid: []" in hidden[-1]["content"]
 
 
 def test_word_bounds_reach_the_grammar(rte):
