@@ -192,6 +192,21 @@ class CompactJSONAdapter(dspy.JSONAdapter):
             if node.get("type") == "string":
                 node[WORDS] = [low, high]
                 changed = True
+        return self._add_part_bounds(schema) or changed
+
+    def _add_part_bounds(self, schema: dict[str, Any]) -> bool:
+        """The word bounds of a structured seed's parts (a MultiRC paragraph of 15 to 150 words): without
+        them the model wrote "1" as a paragraph and a question that looped to the length limit."""
+        parts = self.spec.seed.parts if self.spec is not None else None
+        seeds = schema.get("properties", {}).get("seeds", {}).get("items", {})
+        if not parts or "$ref" not in seeds:
+            return False
+        item = schema.get("$defs", {}).get(seeds["$ref"].rsplit("/", 1)[-1], {}).get("properties", {})
+        changed = False
+        for name, part in parts.items():
+            if part.word_bounds is not None and item.get(name, {}).get("type") == "string":
+                item[name][WORDS] = list(part.word_bounds)
+                changed = True
         return changed
 
 

@@ -110,6 +110,17 @@ def test_the_small_model_is_not_shown_what_to_avoid(rte):
     assert "An earlier seed." not in hidden[-1]["content"] and "Avoid: []" in hidden[-1]["content"]
 
 
+def test_a_structured_seeds_part_bounds_reach_the_grammar():
+    multirc = load_task("multirc")
+    signature = at_most(seed_signature(multirc), "seeds", 1)
+    schema = response_format(CompactJSONAdapter(multirc), signature)["json_schema"]["schema"]
+    part = next(iter(schema["$defs"].values()))["properties"]
+    assert part["paragraph"]["x-words"] == [15, 150] and part["question"]["x-words"] == [4, 35]
+    grammar = bounded_schema(schema)
+    paragraph = next(iter(grammar["$defs"].values()))["properties"]["paragraph"]["pattern"]
+    assert re.fullmatch(paragraph, " ".join(["Word"] * 15)) and not re.fullmatch(paragraph, "1")
+
+
 def test_word_bounds_reach_the_grammar(rte):
     adapter = CompactJSONAdapter(rte)
     schema = bounded_schema(response_format(adapter, instance_signature(rte))["json_schema"]["schema"])
