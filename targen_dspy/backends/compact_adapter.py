@@ -9,7 +9,8 @@ What only the small model needs stays here, out of the signatures that every mod
 
 - examples: one formatting example per step before the request, the "one formatting example" of Lee et
   al. (2023), *Making Large Language Models Better Data Creators*: a task-agnostic one for the contexts
-  and seeds steps, and the spec's first example for the instance step. Without one, the model answers
+  and seeds steps (a structured seed: the parts of the spec's first example that has them), and for the
+  instance step the spec's first example of the label asked for. Without one, the model answers
   with one-word contexts and seeds ("true", "Alejandro") and restates label meanings as fields.
 - word_bounds: the word bounds of each field (the spec's `min_words`/`max_words`; contexts, and seeds
   that fill no bounded field, at least two words) added to the answer's JSON schema as `x-words`, which
@@ -114,7 +115,7 @@ class CompactJSONAdapter(dspy.JSONAdapter):
             return CONTEXTS_EXAMPLE
         if outputs == {"seeds"}:
             plain = self.spec is None or self.spec.seed.parts is None
-            return SEEDS_EXAMPLE if plain else None
+            return SEEDS_EXAMPLE if plain else self._structured_seed_example()
         spec = self.spec
         if spec is None or not spec.examples or "target_label" not in signature.input_fields:
             return None
@@ -130,6 +131,19 @@ class CompactJSONAdapter(dspy.JSONAdapter):
             shown["seed"] = example[spec.seed.field]
         shown.update(target_label=label_text(label), target_label_meaning=spec.meaning(label))
         return shown, {name: example[name] for name in signature.output_fields}
+
+    def _structured_seed_example(self) -> tuple[dict, dict] | None:
+        """A structured seed's example: the parts of the spec's first example that has them all (MultiRC's
+        paragraph and question; without it the model wrote letters joined by hyphens as a paragraph), or
+        None where no example has them (WiC's senses are not fields of its examples)."""
+        spec = self.spec
+        parts = list(spec.seed.parts or ())
+        example = next((e for e in spec.examples if all(part in e for part in parts)), None)
+        if example is None:
+            return None
+        shown = {"task_description": spec.description, "seed_kind": spec.seed.description,
+                 "setting": "everyday life", "avoid": [], "count": 1}  # fmt: skip
+        return shown, {"seeds": [{part: example[part] for part in parts}]}
 
     def format_user_message_content(
         self,

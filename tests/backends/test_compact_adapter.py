@@ -110,6 +110,21 @@ def test_the_small_model_is_not_shown_what_to_avoid(rte):
     assert "An earlier seed." not in hidden[-1]["content"] and "Avoid: []" in hidden[-1]["content"]
 
 
+def test_a_structured_seed_is_shown_the_parts_of_an_example_that_has_them():
+    multirc, wic = load_task("multirc"), load_task("wic")
+    inputs = {"task_description": "d", "seed_kind": "k", "setting": "s", "avoid": [], "count": 1}
+    messages = CompactJSONAdapter(multirc).format(seed_signature(multirc), [], inputs)
+    example = multirc.examples[0]
+    assert json.loads(messages[2]["content"]) == {
+        "seeds": [{"paragraph": example["paragraph"], "question": example["question"]}]
+    }
+    # WiC's seed parts (a word and two senses) are not fields of its examples: no example
+    assert [m["role"] for m in CompactJSONAdapter(wic).format(seed_signature(wic), [], inputs)] == [
+        "system",
+        "user",
+    ]
+
+
 def test_a_structured_seeds_part_bounds_reach_the_grammar():
     multirc = load_task("multirc")
     signature = at_most(seed_signature(multirc), "seeds", 1)
