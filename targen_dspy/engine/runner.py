@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, ExitStack
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -112,7 +112,12 @@ def run(
             make_all = partial(rounds.make, partial(make_slot, program))
         done = done_slots(run_dir)
         materials = _materials(program, run_dir, scheduler, settings, progress)
-        todo = (slot for slot in program.plan(settings.n, materials) if slot.id not in done)
+        failed = _failed_before(run_dir)
+        todo = (
+            replace(slot, failed_before=failed[slot.id])
+            for slot in program.plan(settings.n, materials)
+            if slot.id not in done
+        )
         bar = tqdm(total=settings.n, initial=min(len(done), settings.n), desc=program.spec.name, unit="inst",
                    disable=not progress)  # fmt: skip
         try:
@@ -255,6 +260,11 @@ def _materials(
         for material in program.materials(settings.n, stored, run, settings.seeds_per_context, save):
             bar.update(min(len(material.seeds), needed - bar.n))
             yield material
+
+
+def _failed_before(run_dir: RunDirectory) -> Counter[str]:
+    """How many earlier invocations each failed slot failed in (failed.jsonl keeps one line per failure)."""
+    return Counter(record["id"] for record in run_dir.iter_jsonl(run_dir.failed) if "id" in record)
 
 
 def _earlier_retries(run_dir: RunDirectory) -> Counter[str]:

@@ -31,6 +31,7 @@ class Slot:
     seed: str
     label: LabelValue | None  # None for an open label: the model writes it
     attributes: tuple[tuple[str, str], ...] = ()  # (attribute, value) pairs, in spec order
+    failed_before: int = 0  # invocations in which this slot failed: a rerun asks with other seeds
 
     @property
     def attribute_values(self) -> dict[str, str]:
@@ -39,8 +40,10 @@ class Slot:
     @property
     def sampling_seed(self) -> int:
         """Per-slot sampling seed: identical prompts of different slots still give distinct instances,
-        and the same slot replays from the cache."""
-        return zlib.crc32(self.id.encode())
+        and the same slot replays from the cache. A slot that failed (every attempt unusable) gets new
+        seeds when the run is resumed: with the same ones, a seeded model would write the same answers."""
+        key = self.id if not self.failed_before else f"{self.id}/rerun {self.failed_before}"
+        return zlib.crc32(key.encode())
 
 
 def seeds_needed(spec: TaskSpec, n: int) -> int:

@@ -145,6 +145,53 @@ def test_unparseable_output_is_retried_then_recorded_as_failed(rte, tmp_path):
     )
 
 
+class SeedRecordingEngine:
+    """A DSPy engine answering like `json_lm` (the fields of the first key found in the prompt) that notes
+    the sampling seed of every instance request (the run keeps no history)."""
+
+    supports_response_schema = False
+    supported_params = frozenset({"temperature", "max_tokens", "seed"})
+
+    def __init__(self, answers):
+        self.answers, self.instance_seeds = answers, []
+
+    def complete(self, request):
+        from dspy.lm15 import Message, Response, TextPart, Usage
+
+        prompt = "".join(message.text or "" for message in request.messages)
+        if "target_label" in prompt:
+            self.instance_seeds.append(request.config.seed)
+        fields = next(fields for key, fields in self.answers.items() if key in prompt)
+        return Response(
+            id="r",
+            model="seed-recording",
+            message=Message.assistant([TextPart(json.dumps(fields))]),
+            finish_reason="stop",
+            usage=Usage(input_tokens=1, output_tokens=1, total_tokens=2),
+        )
+
+    def close(self):
+        pass
+
+
+def test_a_failed_slot_is_asked_with_new_sampling_seeds_when_the_run_is_resumed(rte, tmp_path):
+    """With the seeds of the first invocation, a seeded model would write the same unusable answers."""
+    answers = {
+        "## context_kind ##": CONTEXTS,
+        **seeds_by_context(),
+        "## target_label ##": {"wrong_field": "x"},
+    }
+    first, second = SeedRecordingEngine(answers), SeedRecordingEngine(answers)
+    for engine in (first, second):
+        generate(
+            rte, tmp_path, 2, dspy.LM("local/seed-recording", engine=engine, cache=False), max_attempts=2
+        )
+    assert len(set(first.instance_seeds)) == 4 and len(set(second.instance_seeds)) == 4  # 2 slots x 2 tries
+    assert not set(first.instance_seeds) & set(second.instance_seeds)
+    failed = Counter(json.loads(line)["id"] for line in (tmp_path / "failed.jsonl").read_text().splitlines())
+    assert failed == {"c0-s0-l0": 2, "c0-s0-l1": 2}
+
+
 def test_too_few_seeds_is_a_clear_error(rte, tmp_path):
     lm = json_lm(
         {"## context_kind ##": {"contexts": ["Sport"]}, "## seed_kind ##": {"seeds": ["Only one seed here."]}}
