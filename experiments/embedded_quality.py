@@ -112,8 +112,7 @@ def generate(spec: Any, config: str, lm: Any, args: argparse.Namespace) -> Cell:
     levers = levers_of(config)
     task_spec = spec if "bounds" in levers else without_bounds(spec)
     program = TarGEN(task_spec, GenerationOptions(correction="off"))
-    for step in (program.contexts, program.seeds, program.generate):
-        step.check_shape = "reject" in levers
+    program.check_shapes("reject" in levers)
     program.set_lm(lm)
     if args.model == LOCAL:
         local = LocalLevers(

@@ -133,9 +133,7 @@ def estimate(program: TarGEN, n: int, seeds_per_context: int, model: str, batch:
     `dspy.context(adapter=...)`, the adapter of the run). The program's predictors get placeholder
     models: pass a program of its own."""
     tally: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])  # step -> calls, input, output
-    for _, module in program.named_sub_modules():
-        if hasattr(module, "check_shape"):  # placeholders are not task-shaped text, and need not be
-            module.check_shape = False
+    program.check_shapes(False)  # placeholders are not task-shaped text, and need not be
     for name, predictor in program.named_predictors():
         attribute = name.split(".", 1)[0]
         engine = PlaceholderEngine(model, STEP_NAMES.get(attribute, attribute), tally)

@@ -98,6 +98,12 @@ class TarGEN(dspy.Module):
     def seeds_needed(self, n: int) -> int:
         return seeds_needed(self.spec, n)
 
+    def check_shapes(self, on: bool) -> None:
+        """Whether contexts, seeds and instances that are not task-shaped are dropped or asked for again
+        (on by default; off to measure what the check does, or where answers are placeholders)."""
+        for step in (self.contexts, self.seeds, self.generate):
+            step.check_shape = on
+
     # Stages 1 and 2: contexts, then seeds per context.
 
     def propose_contexts(self, ask: ContextsAsk, sampling_seed: int) -> list[str]:
