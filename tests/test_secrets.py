@@ -10,7 +10,6 @@ import os
 import secrets
 import subprocess
 import sys
-import zlib
 from argparse import Namespace
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,13 +30,16 @@ FRAGMENTS = [fragment for key in (KEY, CORRECTOR_KEY) for fragment in (key[:12],
 
 class EchoingServer(FakeOpenAI):
     """FakeOpenAI whose errors quote the Authorization header it got. `reject_all`: every call is a 401;
-    otherwise the calls that write an instance or correct a label fail with a 429 when their prompt
-    hashes odd, every retry alike (Retry-After 0, so the run gives up fast and fills failed.jsonl)."""
+    otherwise the first two distinct prompts that write an instance, and the first two that correct a
+    label, fail with a 429, every retry alike (Retry-After 0, so the run gives up fast and fills
+    failed.jsonl); the rest are answered. Chosen by arrival, not by a hash of the prompt: prompts depend
+    on which answers came back first, and a hash could fail every slot of a run (it did, under load)."""
 
     def __init__(self, reject_all: bool = False):
         super().__init__()
         self.reject_all = reject_all
         self.keys_seen: set[str] = set()
+        self.failing: dict[str, set[str]] = {"`hypothesis`": set(), "`corrected_label`": set()}
 
     def _handler(self):
         server = self
@@ -50,8 +52,13 @@ class EchoingServer(FakeOpenAI):
                     server.keys_seen.add(auth.removeprefix("Bearer "))
                 prompt = str(json.loads(body)["messages"][-1].get("content", ""))
                 asked = prompt.rsplit("Respond with a JSON object", 1)[-1]
-                flaky = "`hypothesis`" in asked or "`corrected_label`" in asked
-                if server.reject_all or (flaky and zlib.crc32(prompt.encode()) % 2):
+                with server._lock:
+                    failing = [f for field, f in server.failing.items() if field in asked]
+                    for prompts in failing:
+                        if len(prompts) < 2:
+                            prompts.add(prompt)
+                    flaky = any(prompt in prompts for prompts in failing)
+                if server.reject_all or flaky:
                     status = 401 if server.reject_all else 429
                     error = {"message": f"Incorrect API key provided: {auth}", "type": "invalid_request"}
                     self._send(status, {"error": error}, {"Retry-After": "0"})
@@ -66,7 +73,8 @@ class EchoingServer(FakeOpenAI):
 class Runs:
     out: dict[str, subprocess.CompletedProcess]  # command -> its finished process
     root: Path  # everything the commands wrote: runs, program.json, exports, reports, caches
-    server: EchoingServer
+    server: EchoingServer  # the generate run's (writer and corrector)
+    compiling: EchoingServer  # compile's own: each run gets its two failing prompts of each kind
     elsewhere: FakeOpenAI  # the api_base a tampered program.json names
 
 
@@ -130,18 +138,24 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
     then export and analyze that run; and a generate whose key the server rejects. They run side by side
     where they can: each command spends seconds importing litellm or torch."""
     root = tmp_path_factory.mktemp("secrets")
-    with EchoingServer() as server, EchoingServer(reject_all=True) as rejecting, FakeOpenAI() as elsewhere:
-        base = ["--model", "openai/writer", "--api-base", server.api_base]
+    with (
+        EchoingServer() as server,
+        EchoingServer() as compiling,
+        EchoingServer(reject_all=True) as rejecting,
+        FakeOpenAI() as elsewhere,
+    ):
         compile_args = ["compile", "rte", "--valset", str(_gold(root / "gold.jsonl"))]
+        compile_args += ["--model", "openai/writer", "--api-base", compiling.api_base]
         compile_args += ["-o", str(root / "program.json"), "--max-demos", "1", "--generation-slots", "2"]
         program = _program_naming_another_server(root / "handed-over.json", elsewhere.api_base)
         generate_args = ["generate", "rte", "-n", "8", "-o", str(root / "run"), "--program", str(program)]
+        generate_args += ["--model", "openai/writer", "--api-base", server.api_base]
         generate_args += ["--corrector-model", "hosted_vllm/judge", "--corrector-api-base", server.api_base]
         rejected_args = ["generate", "rte", "-n", "2", "-o", str(root / "rejected")]
         rejected_args += ["--model", "openai/writer", "--api-base", rejecting.api_base]
         started = {
-            "compile": _start(root, *compile_args, "-q", *base),
-            "generate": _start(root, *generate_args, "-q", *base),
+            "compile": _start(root, *compile_args, "-q"),
+            "generate": _start(root, *generate_args, "-q"),
             "rejected": _start(root, *rejected_args, "-q"),
         }
         out = {"generate": _finish(started.pop("generate"))}
@@ -150,7 +164,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
         export = ["--to", "hf", "-o", str(root / "export")]
         started["export"] = _start(root, "export", str(root / "run"), *export)
         out |= {command: _finish(process) for command, process in started.items()}
-        yield Runs(out, root, server, elsewhere)
+        yield Runs(out, root, server, compiling, elsewhere)
 
 
 def _leaks(text: str | bytes) -> list[str]:
@@ -171,7 +185,7 @@ def test_compile_writes_no_key(runs: Runs) -> None:
     process = runs.out["compile"]
     assert process.returncode == 0, process.stderr[-2000:]
     # The key was sent and echoed: DSPy's teleprompter and Evaluate log the failing calls' errors.
-    assert KEY in runs.server.keys_seen and "Incorrect API key provided: Bearer sk-t****" in process.stderr
+    assert KEY in runs.compiling.keys_seen and "Incorrect API key provided: Bearer sk-t****" in process.stderr
     _assert_no_key(runs, "compile", [runs.root / "program.json", runs.root / "dspy-cache"])
     assert "api_key" not in runs.root.joinpath("program.json").read_text()
 
