@@ -9,7 +9,8 @@ with the levers that get it out of a 135M model switched on and off.
 Levers (`LEVERS`): `examples` (one formatting example per step), `bounds` (the spec's min_words/max_words,
 enforced by the local grammar and checked for any model), `reject` (the program asks again for contexts,
 seeds and instances that are not task-shaped), `one_seed` (one seed per call), `hide_avoid` (the
-contexts and seeds steps are not shown what to avoid). A configuration is `before` (none: the program as
+contexts and seeds steps are not shown what to avoid), `no_copy` (no run of about five words repeated
+from the prompt or within the answer). A configuration is `before` (none: the program as
 it was), `after` (all), `only:LEVER` or `without:LEVER`.
 
 Each run is `targen generate TASK -n N --correction off` (self-correction changes labels, not shape) into
@@ -31,7 +32,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "experiments" / "results" / "embedded_quality"
 TASKS = ("rte", "cb", "copa", "boolq", "wic", "wsc", "axg", "multirc", "record", "ticket_urgency")
-LEVERS = ("examples", "bounds", "reject", "one_seed", "hide_avoid")
+LEVERS = ("examples", "bounds", "reject", "one_seed", "hide_avoid", "no_copy")
 TARGET = 0.9
 
 
@@ -120,6 +121,7 @@ def generate(spec: Any, config: str, lm: Any, args: argparse.Namespace) -> Cell:
             word_bounds="bounds" in levers,
             one_seed="one_seed" in levers,
             hide_avoid="hide_avoid" in levers,
+            no_copy="no_copy" in levers,
         )
         adapter = CompactJSONAdapter(task_spec, local)
     else:  # a remote model gets the prompts it always gets; bounds and rejection are the program's

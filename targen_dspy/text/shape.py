@@ -4,8 +4,9 @@ asked for again), the compile metric of the contexts and seeds steps, and `exper
 Task-shaped means: a context is a setting of a few words; a seed fits its description (a seed copied
 into a field has that field's word bounds); every field has its declared word bounds (`min_words`,
 `max_words`); no text goes round in a loop, copies the spec's own text (its descriptions, label
-meanings, guidelines or examples) or is a bare label name; and the free-text fields of one instance
-differ from each other. It judges shape only, not whether the label is right.
+meanings, guidelines or examples) or is a bare label name, or joins words without spaces
+("the_door_was_closed", "This,included,Zorvath"); and the free-text fields of one instance differ from
+each other. It judges shape only, not whether the label is right.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ LOOP_DISTINCT = 0.75  # a text of which fewer than this share of trigrams are di
 SAME_SHARE = 0.8  # two fields whose word sets overlap this much (Jaccard) are the same text
 SHORT_WORDS = 3  # texts shorter than this copy the spec only as a label name
 _WORD = re.compile(r"\w+")
+# Three or more words joined by underscores, commas or semicolons with no space: what a small model
+# writes to get round a word limit or a ban on copying. Numbers ("4,000,000") and pairs are not caught.
+_GLUED = re.compile(r"[^\W\d_]+(?:[_,;][^\W\d_]+){2,}")
 _SPACE = re.compile(r"\s+")
 
 
@@ -93,6 +97,8 @@ class ShapeCheck:
                 problems.append(f"{name} has {words} words, not {span}")
         if _loops(text):
             problems.append(f"{name} repeats itself: {text[:60]!r}")
+        if glued := _GLUED.search(text):
+            problems.append(f"{name} joins words without spaces: {glued.group()[:40]!r}")
         if self.is_label(text):
             problems.append(f"{name} is a label name: {text!r}")
         elif self.copies_spec(text):

@@ -8,13 +8,18 @@ import dspy
 import pytest
 from dspy.adapters.json_adapter import _get_structured_outputs_response_format
 
-from targen_dspy.backends.compact_adapter import CONTEXTS_EXAMPLE, CompactJSONAdapter, LocalLevers
+from targen_dspy.backends.compact_adapter import (
+    CONTEXTS_EXAMPLE,
+    COPY_RUN,
+    CompactJSONAdapter,
+    LocalLevers,
+)
 from targen_dspy.backends.json_adapter import SignatureCachedJSONAdapter
-from targen_dspy.backends.local import bounded_schema, words_pattern
+from targen_dspy.backends.local import NO_COPY, bounded_schema, words_pattern
 from targen_dspy.signatures import ProposeContexts, instance_signature, load_task, parse_spec
-from targen_dspy.signatures.steps import at_most, seed_signature
+from targen_dspy.signatures.steps import at_most, correction_signature, seed_signature
 
-OFF = LocalLevers(examples=False, word_bounds=False, one_seed=False, hide_avoid=False)
+OFF = LocalLevers(examples=False, word_bounds=False, one_seed=False, hide_avoid=False, no_copy=False)
 INSTANCE_INPUTS = {
     "task_description": "d",
     "setting": "sport",
@@ -95,6 +100,14 @@ def test_one_seed_per_call(rte):
     )
 
 
+def test_every_step_asks_the_engine_not_to_copy_runs_of_its_prompt(rte):
+    steps = [ProposeContexts, seed_signature(rte), instance_signature(rte), correction_signature(rte)]
+    for signature in steps:
+        with_it = response_format(CompactJSONAdapter(rte), signature)["json_schema"]["schema"]
+        without = response_format(CompactJSONAdapter(rte, LocalLevers(no_copy=False)), signature)
+        assert with_it[NO_COPY] == COPY_RUN and NO_COPY not in without["json_schema"]["schema"]
+
+
 def test_the_small_model_is_not_shown_what_to_avoid(rte):
     """It copies the list instead of avoiding it; the program drops repeats either way."""
     inputs = {
@@ -142,6 +155,9 @@ def test_word_bounds_reach_the_grammar(rte):
     pattern = schema["properties"]["hypothesis"]["pattern"]
     assert re.fullmatch(pattern, "The museum is in Lyon.")
     assert not re.fullmatch(pattern, "Lyon.") and not re.fullmatch(pattern, " ".join(["word"] * 26))
+    # commas end words: at its word limit the small model joined words with them
+    assert re.fullmatch(pattern, "In Lyon, the museum opened; it is 3.5 km away.")
+    assert not re.fullmatch(pattern, "The museum is in Lyon,which,opened,in,1994.")
     seeds = bounded_schema(response_format(adapter, seed_signature(rte))["json_schema"]["schema"])
     assert seeds["properties"]["seeds"]["items"]["pattern"] == words_pattern(4, 40)  # the premise's bounds
     contexts = bounded_schema(response_format(adapter, ProposeContexts)["json_schema"]["schema"])

@@ -45,10 +45,20 @@ def test_a_task_shaped_rte_record_passes():
         ({"seed": "1.1.1"}, "seed has 1 words"),
         ({"hypothesis": ""}, "hypothesis is empty"),
         ({"hypothesis": " ".join(["word"] * 16)}, "hypothesis has 16 words, not 3 to 15"),
+        (
+            {"hypothesis": "The museum is a pilot. This,included,Zorvath,whois,a."},
+            "joins words without spaces",
+        ),
+        ({"hypothesis": "the_door_was_closed when I left"}, "hypothesis joins words without spaces"),
     ],
 )
 def test_junk_rte_records_fail_with_the_reason(changes, found):
     assert any(found in problem for problem in problems("rte", **changes))
+
+
+def test_numbers_and_pairs_with_commas_are_not_joined_words():
+    assert problems("rte", hypothesis="The museum has 4,000,000 visitors.") == []
+    assert problems("rte", hypothesis="The museum lends paintings to Porto,Braga.") == []
 
 
 def test_a_short_phrase_that_shares_words_with_the_spec_is_no_copy():
