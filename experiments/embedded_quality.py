@@ -26,6 +26,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--api-base")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--score-only", action="store_true", help="judge the runs on disk again, no model calls"
+    )
     return parser.parse_args(argv)
 
 
@@ -96,11 +100,14 @@ def without_bounds(spec: Any) -> Any:
     return parse_spec(data, source=spec.name)
 
 
+def run_dir_of(spec: Any, config: str, args: argparse.Namespace) -> Path:
+    return args.out / spec.name / config.replace(":", "-")
+
+
 def generate(spec: Any, config: str, lm: Any, args: argparse.Namespace) -> Cell:
     """One run (resumed if there) and its shape-check figures."""
     import dspy
 
-    from targen_dspy.analysis.records import read_jsonl
     from targen_dspy.backends import LOCAL, adapter_for
     from targen_dspy.backends.compact_adapter import CompactJSONAdapter, LocalLevers
     from targen_dspy.engine.rundir import RunDirectory
@@ -108,7 +115,6 @@ def generate(spec: Any, config: str, lm: Any, args: argparse.Namespace) -> Cell:
     from targen_dspy.errors import TargenError
     from targen_dspy.program import TarGEN
     from targen_dspy.program.options import GenerationOptions
-    from targen_dspy.text.shape import ShapeCheck
 
     levers = levers_of(config)
     task_spec = spec if "bounds" in levers else without_bounds(spec)
@@ -126,7 +132,7 @@ def generate(spec: Any, config: str, lm: Any, args: argparse.Namespace) -> Cell:
         adapter = CompactJSONAdapter(task_spec, local)
     else:  # a remote model gets the prompts it always gets; bounds and rejection are the program's
         adapter = adapter_for(args.model, task_spec)
-    run_dir = RunDirectory(args.out / spec.name / config.replace(":", "-"))
+    run_dir = RunDirectory(run_dir_of(spec, config, args))
     print(f"{spec.name} {config}: {args.n} instances", flush=True)
     started, error, calls = time.monotonic(), None, 0
     try:
@@ -137,8 +143,20 @@ def generate(spec: Any, config: str, lm: Any, args: argparse.Namespace) -> Cell:
         calls = stats.this_invocation["calls"]
     except TargenError as exc:
         error = str(exc)
-    records = read_jsonl(run_dir.data) if run_dir.data.exists() else []
-    check = ShapeCheck(spec)  # judged by the full spec: its bounds are the task's shape
+    return score(spec, config, args, calls, round(time.monotonic() - started, 1), error)
+
+
+def score(
+    spec: Any, config: str, args: argparse.Namespace, calls: int, seconds: float, error: str | None
+) -> Cell:
+    """The shape-check figures of a run on disk, judged by the full spec (its bounds are the task's
+    shape) with the current check."""
+    from targen_dspy.analysis.records import read_jsonl
+    from targen_dspy.text.shape import ShapeCheck
+
+    data = run_dir_of(spec, config, args) / "data.jsonl"
+    records = read_jsonl(data) if data.exists() else []
+    check = ShapeCheck(spec)
     problems = [check.record(record) for record in records]
     return Cell(
         task=spec.name,
@@ -147,10 +165,19 @@ def generate(spec: Any, config: str, lm: Any, args: argparse.Namespace) -> Cell:
         written=len(records),
         n=args.n,
         calls=calls,
-        seconds=round(time.monotonic() - started, 1),
+        seconds=seconds,
         error=error,
         example_problems=tuple(found[0] for found in problems if found)[:3],
     )
+
+
+def rescored(spec: Any, config: str, args: argparse.Namespace) -> Cell:
+    """--score-only: the run on disk judged again, its calls and time as the run recorded them. (Running
+    it again would not do: a rerun asks its failed slots again, with new seeds.)"""
+    previous = args.out / "results.json"
+    cells = json.loads(previous.read_text(encoding="utf-8"))["cells"] if previous.exists() else []
+    old = next((c for c in cells if (c["task"], c["config"]) == (spec.name, config)), {})
+    return score(spec, config, args, old.get("calls", 0), old.get("seconds", 0.0), old.get("error"))
 
 
 def merged(cells: list[Cell], previous: Path) -> list[Cell]:
@@ -210,7 +237,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     with run_cache():
         for spec in specs:
             for config in args.configs:
-                cells.append(generate(spec, config, lm, args))
+                judge = rescored if args.score_only else partial(generate, lm=lm)
+                cells.append(judge(spec, config, args=args))
                 # written after every run: a long measurement shows what it has so far
                 table = write_results(merged(cells, args.out / "results.json"), command, args)
     print(f"\n{table}\nwritten to {args.out}")

@@ -4,7 +4,8 @@ asked for again), the compile metric of the contexts and seeds steps, and `exper
 Task-shaped means: a context is a setting of a few words; a seed fits its description (a seed copied
 into a field has that field's word bounds); every field has its declared word bounds (`min_words`,
 `max_words`); no text goes round in a loop, copies the spec's own text (its descriptions, label
-meanings, guidelines or examples) or is a bare label name, or joins words without spaces
+meanings, guidelines or examples) or is a bare label name, names one of the task's fields as no
+sentence would ("choice2 is the more plausible one"), or joins words without spaces
 ("the_door_was_closed", "This,included,Zorvath"); and the free-text fields of one instance differ from
 each other. It judges shape only, not whether the label is right.
 """
@@ -70,6 +71,10 @@ class ShapeCheck:
         self._ngrams = set().union(*(_ngrams(_WORD.findall(text)) for text in texts))
         labels = [normalise(label_text(value)) for value in spec.label_values]
         self._labels = {*labels, *(label.replace("_", " ") for label in labels)}
+        # Field names no sentence uses as a word (`choice1`, `span2_text`): a text that has one talks
+        # about the task instead of being an instance of it. ("premise" or "question" may be content.)
+        names = {*spec.fields, *(spec.generate or {}), *(spec.seed.parts or {})}
+        self._field_words = {name.casefold() for name in names if re.search(r"[\d_]", name)}
 
     def copies_spec(self, text: str) -> bool:
         """The text is one of the spec's texts, or most of its word trigrams are (a label meaning with a
@@ -99,6 +104,8 @@ class ShapeCheck:
             problems.append(f"{name} repeats itself: {text[:60]!r}")
         if glued := _GLUED.search(text):
             problems.append(f"{name} joins words without spaces: {glued.group()[:40]!r}")
+        if named := self._field_words.intersection(_WORD.findall(text.casefold())):
+            problems.append(f"{name} names the task's field {min(named)!r}")
         if self.is_label(text):
             problems.append(f"{name} is a label name: {text!r}")
         elif self.copies_spec(text):

@@ -56,3 +56,21 @@ def test_runs_on_a_server_and_accumulates_the_table(tmp_path, fresh_run_cache):
     assert "| task | before | only:reject | after |" in table
     assert "| rte | 4/4 (100%) | 4/4 (100%) | 4/4 (100%) |" in table
     assert "| all | 4/4 (100%) | 4/4 (100%) | 4/4 (100%) |" in table
+
+
+def test_score_only_judges_the_runs_on_disk_again_without_calls(tmp_path, fresh_run_cache):
+    out = tmp_path / "quality"
+    common = ["--tasks", "rte", "--n", "4", "--model", "openai/served", "--out", str(out), "-q"]
+    with FakeOpenAI(flip_labels=False) as server:
+        quality.main([*common, "--api-base", server.api_base, "--configs", "after"])
+        calls = server.calls
+        data = out / "rte" / "after" / "data.jsonl"
+        records = [json.loads(line) for line in data.read_text().splitlines()]
+        records[0]["hypothesis"] = records[0]["premise"]  # as if a stricter check judged it again
+        data.write_text("".join(json.dumps(record) + "\n" for record in records))
+        quality.main([*common, "--api-base", server.api_base, "--configs", "after", "--score-only"])
+        assert server.calls == calls
+    (cell,) = json.loads((out / "results.json").read_text())["cells"]
+    assert (cell["passing"], cell["written"]) == (3, 4)
+    assert cell["calls"] > 0  # the calls the run made, kept from when it ran
+    assert "hypothesis is the same text as premise" in cell["example_problems"][0]

@@ -56,6 +56,15 @@ def test_junk_rte_records_fail_with_the_reason(changes, found):
     assert any(found in problem for problem in problems("rte", **changes))
 
 
+def test_a_text_naming_a_field_talks_about_the_task():
+    spec = load_task("copa")
+    fields = {"premise": "The light in the kitchen was very bright.", "question": "cause"}
+    meta = ShapeCheck(spec).fields({**fields, "choice1": "choice2 is the more plausible one"}, spec.fields)
+    assert "choice1 names the task's field 'choice2'" in meta
+    plain = {**fields, "choice1": "The bulb was new.", "choice2": "Someone asked a question."}
+    assert ShapeCheck(spec).fields(plain, spec.fields) == []  # "question" is a word as well as a field
+
+
 def test_numbers_and_pairs_with_commas_are_not_joined_words():
     assert problems("rte", hypothesis="The museum has 4,000,000 visitors.") == []
     assert problems("rte", hypothesis="The museum lends paintings to Porto,Braga.") == []
