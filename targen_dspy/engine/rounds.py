@@ -277,7 +277,8 @@ def format_example(spec: TaskSpec, path: Path | None) -> dict[str, Any]:
     if path is None:
         if not spec.examples:
             raise RunError("--method self-reference needs a format example: pass --example example.json")
-        return dict(spec.examples[0])
+        example = spec.examples[0]  # its task fields only: a spec's example may carry more (`generate`)
+        return {name: example[name] for name in [*spec.fields, spec.label_field]}
     try:
         example = json.loads(read_text(path, "--example", RunError, max_bytes=MB))
     except OSError as exc:

@@ -69,10 +69,27 @@ def test_the_instance_step_is_shown_an_example_of_the_label_it_is_asked_for(rte)
     assert f"Target label: {rte.examples[0]['label']}" in unknown[1]["content"]
 
 
-def test_no_example_where_the_spec_has_none_that_fits(copa):
-    # COPA's model writes plausible/implausible choices, which its examples (in field form) do not have
+def test_an_example_in_generated_form_is_shown_where_the_spec_has_one(copa):
+    # COPA's model writes plausible/implausible choices; its examples carry them beside choice1/choice2
     messages = CompactJSONAdapter(copa).format(
         instance_signature(copa), [], INSTANCE_INPUTS | {"target_label": "0"}
+    )
+    assert json.loads(messages[2]["content"]) == {
+        "question": "effect",
+        "plausible_choice": "Water flowed from the spout.",
+        "implausible_choice": "The toilet filled with water.",
+    }
+
+
+def test_no_example_where_the_spec_has_none_that_fits(copa):
+    data = copa.model_dump(mode="json")
+    data["examples"] = [
+        {key: value for key, value in example.items() if not key.endswith("plausible_choice")}
+        for example in data["examples"]
+    ]
+    plain = parse_spec(data)
+    messages = CompactJSONAdapter(plain).format(
+        instance_signature(plain), [], INSTANCE_INPUTS | {"target_label": "0"}
     )
     assert [m["role"] for m in messages] == ["system", "user"]
 
