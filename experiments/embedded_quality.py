@@ -110,6 +110,7 @@ def generate(spec: Any, config: str, lm: Any, args: argparse.Namespace) -> Cell:
 
     from targen_dspy.backends import LOCAL, adapter_for
     from targen_dspy.backends.compact_adapter import CompactJSONAdapter, LocalLevers
+    from targen_dspy.engine.limits import parse_attempts
     from targen_dspy.engine.rundir import RunDirectory
     from targen_dspy.engine.runner import RunSettings, run
     from targen_dspy.errors import TargenError
@@ -138,7 +139,11 @@ def generate(spec: Any, config: str, lm: Any, args: argparse.Namespace) -> Cell:
     try:
         with dspy.context(adapter=adapter):
             stats = run(
-                program, run_dir, RunSettings(n=args.n), {"generator": args.model}, progress=not args.quiet
+                program,
+                run_dir,
+                RunSettings(n=args.n, max_attempts=parse_attempts(args.model)),
+                {"generator": args.model},
+                progress=not args.quiet,
             )
         calls = stats.this_invocation["calls"]
     except TargenError as exc:

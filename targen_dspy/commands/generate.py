@@ -158,7 +158,7 @@ def _targen(spec, args: argparse.Namespace, endpoints: list[str | None]) -> None
     import dspy
 
     from targen_dspy.backends import adapter_for
-    from targen_dspy.engine.limits import PARSE_ATTEMPTS
+    from targen_dspy.engine.limits import parse_attempts
     from targen_dspy.engine.rundir import RunDirectory, targen_records
     from targen_dspy.engine.runner import RunSettings
     from targen_dspy.engine.runner import run as run_program
@@ -169,7 +169,7 @@ def _targen(spec, args: argparse.Namespace, endpoints: list[str | None]) -> None
     settings = RunSettings(
         n=args.n,
         **given(args, "seeds_per_context", "workers", "rpm", "tpm", "dedup"),
-        max_attempts=FILTER_ATTEMPTS if args.correction == "filter" else PARSE_ATTEMPTS,
+        max_attempts=FILTER_ATTEMPTS if args.correction == "filter" else parse_attempts(args.model),
         batch=bool(args.batch),
     )
     check_batch_options(args)

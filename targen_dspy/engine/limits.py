@@ -19,12 +19,21 @@ from typing import TypeVar
 
 from dspy.utils.exceptions import AdapterParseError, is_retryable_lm_error
 
+from targen_dspy.backends import LOCAL
 from targen_dspy.engine.cache import forget_last_answer
 from targen_dspy.errors import AskAgain
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 PARSE_ATTEMPTS = 3  # per call (contexts, seeds, a slot): answers that do not parse are asked again
+# The embedded model rewrites its input in some slots attempt after attempt; more attempts, each with a
+# sampling seed of its own, fill more of them, and its calls cost only time.
+LOCAL_ATTEMPTS = 6
+
+
+def parse_attempts(model: str) -> int:
+    """Attempts per call at an answer that parses (and is task-shaped) for `model`."""
+    return LOCAL_ATTEMPTS if model == LOCAL else PARSE_ATTEMPTS
 
 
 @dataclass(frozen=True)

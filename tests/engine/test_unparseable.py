@@ -15,7 +15,7 @@ from dspy.utils.exceptions import AdapterParseError
 
 from targen_dspy.backends.fake_openai import GARBAGE, FakeOpenAI, FaultPlan
 from targen_dspy.cli import main
-from targen_dspy.engine.limits import PARSE_ATTEMPTS, Unparseable
+from targen_dspy.engine.limits import LOCAL_ATTEMPTS, PARSE_ATTEMPTS, Unparseable, parse_attempts
 
 MODEL = "openai/fake-writer"
 
@@ -127,3 +127,8 @@ def test_a_step_that_never_parsed_crosses_processes_with_its_raw_answer():
     there = pickle.loads(pickle.dumps(here))
     assert (there.step, there.attempts, there.error.lm_response) == ("seeds", PARSE_ATTEMPTS, GARBAGE)
     assert there.describe(MODEL) == here.describe(MODEL)
+
+
+def test_the_embedded_model_gets_more_attempts_than_a_remote_one():
+    """Its calls cost only time, and it rewrites its input in some slots attempt after attempt."""
+    assert parse_attempts("local") == LOCAL_ATTEMPTS > parse_attempts(MODEL) == PARSE_ATTEMPTS
