@@ -89,8 +89,10 @@ def test_round_cap(rte, tmp_path):
     assert stats["instances"] == 2 and stats["stopped"] == "reached the cap of 2 rounds"
 
 
-def test_format_example_sources(rte, tmp_path):
+def test_format_example_sources(rte, copa, tmp_path):
     assert format_example(rte, None) == rte.examples[0]
+    # a spec's example may carry the fields the model writes too (COPA): the format shows the task's
+    assert set(format_example(copa, None)) == {*copa.fields, "label"} < set(copa.examples[0])
     path = tmp_path / "example.json"
     path.write_text(json.dumps(EXAMPLE))
     assert format_example(rte, path) == EXAMPLE
