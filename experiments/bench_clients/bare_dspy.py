@@ -50,11 +50,11 @@ def tuned() -> Iterator[None]:
     for the process, not a `dspy.context`, which the loop's threads would not inherit."""
     import dspy
 
-    from targen_dspy.backends.hot_paths import memoized_dspy_lookups
+    from targen_dspy.backends.hot_paths import RUN_SETTINGS, memoized_dspy_lookups
     from targen_dspy.backends.json_adapter import SignatureCachedJSONAdapter
     from targen_dspy.engine.cache import run_cache
 
-    dspy.configure(adapter=SignatureCachedJSONAdapter(), disable_history=True, trace=None)
+    dspy.configure(adapter=SignatureCachedJSONAdapter(), **RUN_SETTINGS)
     with run_cache(), memoized_dspy_lookups():
         yield
 

@@ -3,8 +3,9 @@ formatted once instead of for every call.
 
 DSPy 3.4 builds the system message (field descriptions, the JSON structure, the instruction) and the
 demos' messages again for every call: about a tenth of a run's client CPU per call each (the demos' JSON
-is written by Python's pure-Python encoder, with indentation). The texts are the same, so the prompts
-and the cache keys are too.
+is written by Python's pure-Python encoder, with indentation). So it does the reminder of the output
+fields that ends the user message (a few percent more: a type name per output field). The texts are the
+same, so the prompts and the cache keys are too.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ class SignatureCachedJSONAdapter(dspy.JSONAdapter):
     def format_system_message(self, signature: type[dspy.Signature]) -> str:
         return _system_message(signature)
 
+    def user_message_output_requirements(self, signature: type[dspy.Signature]) -> str:
+        return _output_requirements(signature)
+
     def format_demos(self, signature: type[dspy.Signature], demos: list[Any]) -> list[dict[str, Any]]:
         """DSPy's messages for `demos`, formatted again only when the demos are not equal (values and all)
         to those last formatted for this signature; each caller gets its own message dicts."""
@@ -48,3 +52,8 @@ class SignatureCachedJSONAdapter(dspy.JSONAdapter):
 @functools.lru_cache(maxsize=512)  # signatures are classes: a run has a few dozen at most
 def _system_message(signature: type[dspy.Signature]) -> str:
     return dspy.JSONAdapter().format_system_message(signature)
+
+
+@functools.lru_cache(maxsize=512)
+def _output_requirements(signature: type[dspy.Signature]) -> str:
+    return dspy.JSONAdapter().user_message_output_requirements(signature)

@@ -5,7 +5,11 @@ import dspy
 import pytest
 
 from targen_dspy.backends import adapter_for
-from targen_dspy.backends.json_adapter import SignatureCachedJSONAdapter, _system_message
+from targen_dspy.backends.json_adapter import (
+    SignatureCachedJSONAdapter,
+    _output_requirements,
+    _system_message,
+)
 from targen_dspy.program.correction import correction_demos
 from targen_dspy.signatures import load_task, step_signatures
 
@@ -58,3 +62,16 @@ def test_changed_demos_are_formatted_again_and_callers_cannot_change_the_cache()
     shorter = demos[:1]
     assert adapter.format_demos(signature, shorter) == dspy.JSONAdapter().format_demos(signature, shorter)
     assert adapter.format_demos(signature, []) == []
+
+
+@pytest.mark.parametrize("task", ["rte", "copa", "wic", "record"])
+def test_output_reminder_is_dspys_and_built_once_per_signature(task):
+    adapter = SignatureCachedJSONAdapter()
+    _output_requirements.cache_clear()
+    signatures = list(step_signatures(load_task(task)).values())
+    for signature in signatures * 3:
+        expected = dspy.JSONAdapter().user_message_output_requirements(signature)
+        assert adapter.user_message_output_requirements(signature) == expected
+    assert _output_requirements.cache_info().misses == len(signatures)
+    inputs = {name: f"a {name}" for name in signatures[0].input_fields}
+    assert adapter.format(signatures[0], [], inputs) == dspy.JSONAdapter().format(signatures[0], [], inputs)
