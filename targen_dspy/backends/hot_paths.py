@@ -6,7 +6,7 @@
   CPU per call. The snapshot does not change while a process runs: one look-up per (provider, model)
   is enough, and the answer is copied per call as DSPy's own function does.
 - Every input value an adapter formats builds a new pydantic TypeAdapter for the value's type (about
-  a quarter of what is left); one per type is enough.
+  a quarter of what is left); one per type is enough, and none for a plain string.
 - Its HTTP transport reads the proxy settings from the whole environment for every request (about a
   tenth of what is left then); they are read once per run.
 - JSONAdapter builds a pydantic model of the signature's outputs and its JSON schema for every call, to
@@ -72,7 +72,10 @@ def _type_adapter(kind: type) -> TypeAdapter:
 
 
 def serialize_for_json(value: Any) -> Any:
-    """DSPy's `serialize_for_json`, with one TypeAdapter per type instead of one per value."""
+    """DSPy's `serialize_for_json`, with one TypeAdapter per type instead of one per value; a plain `str`
+    (most of TarGEN's inputs) is its own JSON form and skips pydantic."""
+    if type(value) is str:
+        return value
     try:
         return _type_adapter(type(value)).dump_python(value, mode="json", fallback=str)
     except Exception:  # as DSPy's: a value pydantic cannot handle is shown as its string

@@ -71,9 +71,13 @@ class ShapeCheck:
         """The text is one of the spec's texts, or most of its word trigrams are (a label meaning with a
         word changed); a short phrase that merely shares words with the spec ("a news beat") is not."""
         key = normalise(text)
+        return self._copies(key, _WORD.findall(key))
+
+    def _copies(self, key: str, words: list[str]) -> bool:
+        """`copies_spec` of a text normalised to `key`, whose words are `words`."""
         if key in self._whole:
             return True
-        grams = _ngrams(_WORD.findall(key))
+        grams = _ngrams(words)
         shared = len(grams & self._ngrams)
         return shared >= COPY_MIN_SHARED and shared >= COPY_SHARE * len(grams)
 
@@ -91,11 +95,13 @@ class ShapeCheck:
             if words < low or (high is not None and words > high):
                 span = f"{low} to {high}" if high is not None else f"at least {low}"
                 problems.append(f"{name} has {words} words, not {span}")
-        if _loops(text):
+        key = normalise(text)  # once per text: every check below compares normalised words
+        words = _WORD.findall(key)
+        if _loops(words):
             problems.append(f"{name} repeats itself: {text[:60]!r}")
-        if self.is_label(text):
+        if key in self._labels:
             problems.append(f"{name} is a label name: {text!r}")
-        elif self.copies_spec(text):
+        elif self._copies(key, words):
             problems.append(f"{name} copies the task's own text: {text[:60]!r}")
         return problems
 
@@ -163,9 +169,9 @@ class ShapeCheck:
         ]
 
 
-def _loops(text: str) -> bool:
-    """A text that says the same thing over and over (a small model's loop): many repeated trigrams."""
-    words = _WORD.findall(normalise(text))
+def _loops(words: list[str]) -> bool:
+    """A text (its normalised `words`) that says the same thing over and over (a small model's loop):
+    many repeated trigrams."""
     grams = [tuple(words[i : i + COPY_NGRAM]) for i in range(len(words) - COPY_NGRAM + 1)]
     return len(grams) >= LOOP_MIN_NGRAMS and len(set(grams)) < LOOP_DISTINCT * len(grams)
 

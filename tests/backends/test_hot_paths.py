@@ -2,6 +2,7 @@
 TypeAdapter per type, and DSPy's own functions back afterwards."""
 
 import datetime
+import enum
 
 import dspy.adapters.utils
 import dspy.clients.capabilities
@@ -45,9 +46,30 @@ class Opaque:
         return "opaque"
 
 
+class Colour(str, enum.Enum):
+    RED = "red"
+
+
+class Shouting(str):
+    def __str__(self) -> str:
+        return self.upper()
+
+
 @pytest.mark.parametrize(
     "value",
-    ["text", 3, 2.5, True, None, ["a", 1], {"k": [1, {"x": "y"}]}, datetime.date(2026, 1, 2), Opaque()],
+    [
+        "text",
+        "",
+        3,
+        2.5,
+        float("inf"),
+        True,
+        None,
+        ["a", 1],
+        {"k": [1, {"x": "y"}]},
+        datetime.date(2026, 1, 2),
+    ]
+    + [Opaque(), Colour.RED, Shouting("quiet")],  # a str subclass is not a plain string: pydantic's form
 )
 def test_serialize_for_json_is_dspys(value):
     original = dspy.adapters.utils.serialize_for_json

@@ -8,6 +8,7 @@ from targen_dspy.backends import adapter_for
 from targen_dspy.backends.json_adapter import (
     SignatureCachedJSONAdapter,
     _output_requirements,
+    _special_fields,
     _system_message,
 )
 from targen_dspy.program.correction import correction_demos
@@ -75,3 +76,28 @@ def test_output_reminder_is_dspys_and_built_once_per_signature(task):
     assert _output_requirements.cache_info().misses == len(signatures)
     inputs = {name: f"a {name}" for name in signatures[0].input_fields}
     assert adapter.format(signatures[0], [], inputs) == dspy.JSONAdapter().format(signatures[0], [], inputs)
+
+
+class WithTools(dspy.Signature):
+    """Answer with the tools."""
+
+    history: dspy.History = dspy.InputField()
+    question: str = dspy.InputField()
+    tools: list[dspy.Tool] = dspy.InputField()
+    answer: str = dspy.OutputField()
+    calls: dspy.ToolCalls = dspy.OutputField()
+
+
+@pytest.mark.parametrize("signature", [WithTools, *step_signatures(load_task("copa")).values()])
+def test_history_and_tool_fields_are_found_as_dspy_finds_them(signature):
+    ours, dspys = SignatureCachedJSONAdapter(), dspy.JSONAdapter()
+    for _ in range(2):  # the second answer comes from memory
+        assert ours._get_history_field_name(signature) == dspys._get_history_field_name(signature)
+        assert ours._get_tool_call_input_field_name(signature) == dspys._get_tool_call_input_field_name(
+            signature
+        )
+        assert ours._get_tool_call_output_field_name(signature) == dspys._get_tool_call_output_field_name(
+            signature
+        )
+    if signature is WithTools:
+        assert _special_fields(signature) == ("history", "tools", "calls")
