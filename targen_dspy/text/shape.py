@@ -51,8 +51,13 @@ def spec_texts(spec: TaskSpec) -> list[str]:
     return [text for text in texts if text]
 
 
+def _grams(words: list[str]) -> list[tuple[str, ...]]:
+    """The word trigrams of a text, in order (built by zip: this runs for every text the program checks)."""
+    return list(zip(*(words[i:] for i in range(COPY_NGRAM)), strict=False))  # shorter tails end it
+
+
 def _ngrams(words: list[str]) -> set[tuple[str, ...]]:
-    return {tuple(words[i : i + COPY_NGRAM]) for i in range(len(words) - COPY_NGRAM + 1)}
+    return set(_grams(words))
 
 
 class ShapeCheck:
@@ -172,7 +177,7 @@ class ShapeCheck:
 def _loops(words: list[str]) -> bool:
     """A text (its normalised `words`) that says the same thing over and over (a small model's loop):
     many repeated trigrams."""
-    grams = [tuple(words[i : i + COPY_NGRAM]) for i in range(len(words) - COPY_NGRAM + 1)]
+    grams = _grams(words)
     return len(grams) >= LOOP_MIN_NGRAMS and len(set(grams)) < LOOP_DISTINCT * len(grams)
 
 
