@@ -59,10 +59,10 @@ call, JSON answers), a fresh server process per run, so its CPU is not the clien
   engine, which makes these calls with DSPy's own HTTP client and never imports litellm; memory and disk
   cache; history) with `dspy.JSONAdapter`, as TarGEN uses.
 - *bare loop, tuned*: the same loop with the DSPy settings of a TarGEN run (`--tuned`): DSPy's per-call
-  look-ups memoized (`targen_dspy/backends/hot_paths.py`), the JSON adapter's system message built once
-  per signature, one disk cache store and no memory tier, no history. What is left between it and
-  targen is TarGEN's own work (records, retries, the meter, dispatch) and its larger prompts (about 2,000
-  and 4,000 characters, with demos, against 700).
+  look-ups memoized (`targen_dspy/backends/hot_paths.py`), the JSON adapter's per-signature texts built
+  once, one disk cache store and no memory tier, no history, no input type check. What is left between
+  it and targen is TarGEN's own work (records, retries, the meter, dispatch) and its larger prompts
+  (about 2,000 and 4,000 characters, with demos, against 700).
 - *targen generate*: `targen generate rte -n N --workers W --model {model} --api-base URL -q -o DIR` as a
   user runs it: generation and self-correction per instance, plus contexts and seeds (about 2.14 calls
   per instance), one fsynced record per instance.

@@ -5,8 +5,9 @@ importing litellm; memory and disk cache; history) with the JSON adapter, as in 
 its own, no writing. Prints one JSON line: slots done, hosts refused (see loopback.py), the first error.
 
 `--tuned`: the same loop with the DSPy settings TarGEN runs with, so that what is left between the two is
-TarGEN's own work: DSPy's per-call look-ups memoized (`backends/hot_paths.py`), the JSON adapter's system
-message built once per signature, the run cache (one disk store, no memory tier) and no history."""
+TarGEN's own work: DSPy's per-call look-ups memoized (`backends/hot_paths.py`), the JSON adapter's
+per-signature texts built once, the run cache (one disk store, no memory tier) and `RUN_SETTINGS` (no
+history, no trace, no input type check)."""
 
 from __future__ import annotations
 
@@ -50,11 +51,11 @@ def tuned() -> Iterator[None]:
     for the process, not a `dspy.context`, which the loop's threads would not inherit."""
     import dspy
 
-    from targen_dspy.backends.hot_paths import memoized_dspy_lookups
+    from targen_dspy.backends.hot_paths import RUN_SETTINGS, memoized_dspy_lookups
     from targen_dspy.backends.json_adapter import SignatureCachedJSONAdapter
     from targen_dspy.engine.cache import run_cache
 
-    dspy.configure(adapter=SignatureCachedJSONAdapter(), disable_history=True, trace=None)
+    dspy.configure(adapter=SignatureCachedJSONAdapter(), **RUN_SETTINGS)
     with run_cache(), memoized_dspy_lookups():
         yield
 

@@ -1,4 +1,4 @@
-"""Six of DSPy 3.4's per-call costs, memoized for the length of a run (same answers, less client CPU).
+"""Seven of DSPy 3.4's per-call costs, memoized for the length of a run (same answers, less client CPU).
 
 - DSPy looks the model up in its metadata snapshot three times per call (twice to price the answer,
   once for the model's capabilities). For a name the snapshot does not know, such as the model name of
@@ -6,7 +6,7 @@
   CPU per call. The snapshot does not change while a process runs: one look-up per (provider, model)
   is enough, and the answer is copied per call as DSPy's own function does.
 - Every input value an adapter formats builds a new pydantic TypeAdapter for the value's type (about
-  a quarter of what is left); one per type is enough.
+  a quarter of what is left); one per type is enough, and none for a plain string.
 - Its HTTP transport reads the proxy settings from the whole environment for every request (about a
   tenth of what is left then); they are read once per run.
 - JSONAdapter builds a pydantic model of the signature's outputs and its JSON schema for every call, to
@@ -21,6 +21,11 @@
   (an httpx timeout, headers) is left to DSPy.
 - It converts the LM's `timeout` setting into the engine's timeouts for every call (a frozen value, about
   a hundredth of a call's client CPU): once per number of seconds.
+- A signature's `input_fields` and `output_fields` are picked out of all its fields again at every look-up,
+  two dozen per call (the adapter, the predictor and the parser each ask), in proportion to the number of
+  fields: a few percent of a call with TarGEN's six to eight fields. A signature class does not change its
+  fields (DSPy makes a new class for new ones): once per class, remembered with the fields it was read
+  from, and each caller gets a dict of its own.
 
 `experiments/bench_engine.py` measures the effect. The originals come back when the run ends.
 """
@@ -46,6 +51,7 @@ from dspy.clients.backend_selection import CLIENT_KEYS, BackendSelection, select
 from dspy.clients.capabilities import Capabilities, _capabilities, resolve
 from dspy.clients.engines.lm15_engine import timeouts_for
 from dspy.clients.model_metadata import model_info
+from dspy.signatures.signature import SignatureMeta
 from pydantic import TypeAdapter
 
 
@@ -66,7 +72,10 @@ def _type_adapter(kind: type) -> TypeAdapter:
 
 
 def serialize_for_json(value: Any) -> Any:
-    """DSPy's `serialize_for_json`, with one TypeAdapter per type instead of one per value."""
+    """DSPy's `serialize_for_json`, with one TypeAdapter per type instead of one per value; a plain `str`
+    (most of TarGEN's inputs) is its own JSON form and skips pydantic."""
+    if type(value) is str:
+        return value
     try:
         return _type_adapter(type(value)).dump_python(value, mode="json", fallback=str)
     except Exception:  # as DSPy's: a value pydantic cannot handle is shown as its string
@@ -166,6 +175,35 @@ def memoized_timeouts_for(timeout: Any) -> Any:
     return timeouts_for(timeout)
 
 
+# DSPy's settings for a run (`dspy.context(**RUN_SETTINGS)`, with the memoized look-ups): no per-call
+# history and no trace (DSPy keeps the last 10,000 predictions, inputs included: both would grow with the
+# run; the meter keeps counts instead), and no check of every input value against its field's type, which
+# only logs a warning: TarGEN's program makes its inputs itself, and with its typed fields (labels, lists)
+# the check is a few percent of a call's client CPU.
+RUN_SETTINGS: dict[str, Any] = {"disable_history": True, "trace": None, "warn_on_type_mismatch": False}
+
+_FIELDS_WITH_TYPE = SignatureMeta._get_fields_with_type
+# (signature class, field type): the fields dict the answer was picked from, and the answer. Emptied at the
+# start and end of a run, and when full: a run has a few dozen signature classes, but a constrained field
+# makes one per seed (`signatures.steps.constrain`).
+_picked: dict[tuple[type, str], tuple[Any, dict[str, Any]]] = {}
+_PICKED = 1024
+
+
+def fields_with_type(signature: type, field_type: str) -> dict[str, Any]:
+    """DSPy's `_get_fields_with_type` (a signature's input or output fields), picked once per signature
+    class; a class whose fields were replaced (pydantic's `model_rebuild`) is read afresh."""
+    fields = signature.__dict__.get("__pydantic_fields__")
+    known = _picked.get((signature, field_type))
+    if known is None or known[0] is not fields:
+        if fields is None:  # not a complete pydantic model: DSPy's answer, not remembered
+            return _FIELDS_WITH_TYPE(signature, field_type)
+        if len(_picked) >= _PICKED:
+            _picked.clear()
+        known = _picked[signature, field_type] = (fields, _FIELDS_WITH_TYPE(signature, field_type))
+    return dict(known[1])
+
+
 # Where DSPy's calls find each function: the modules that imported it by name.
 _REPLACEMENTS = (
     (dspy.clients.costs, "model_info", memoized_model_info),
@@ -180,6 +218,7 @@ _REPLACEMENTS = (
     (dspy.clients.capabilities, "_capabilities", memoized_capabilities),
     (dspy.clients.capabilities, "resolve", memoized_resolve),
     (dspy.clients.execution, "timeouts_for", memoized_timeouts_for),
+    (SignatureMeta, "_get_fields_with_type", fields_with_type),
 )
 
 
@@ -188,7 +227,7 @@ def memoized_dspy_lookups() -> Iterator[None]:
     """Inside, DSPy's calls use the memoized functions above; the originals come back after."""
     _environment_proxies.cache_clear()  # a run reads the proxy settings of its own start
     _environment.cache_clear()
-    for answers in (_selections, _capability_answers, _routes):
+    for answers in (_selections, _capability_answers, _routes, _picked):
         answers.clear()  # and chooses backends afresh
     originals = [getattr(module, name) for module, name, _ in _REPLACEMENTS]
     for module, name, replacement in _REPLACEMENTS:
@@ -198,3 +237,4 @@ def memoized_dspy_lookups() -> Iterator[None]:
     finally:
         for (module, name, _), original in zip(_REPLACEMENTS, originals, strict=True):
             setattr(module, name, original)
+        _picked.clear()  # holds signature classes

@@ -29,7 +29,7 @@ from typing import Any, Protocol, TypeVar
 
 import dspy
 
-from targen_dspy.backends.hot_paths import memoized_dspy_lookups
+from targen_dspy.backends.hot_paths import RUN_SETTINGS, memoized_dspy_lookups
 from targen_dspy.backends.remote import bundled_price_tables
 from targen_dspy.engine.cache import RunCache, run_cache
 from targen_dspy.engine.calls import CallEngine, RunSettings
@@ -89,7 +89,7 @@ class SlotActor:
         if program_hash(self.program) != expected:  # the actor would write other prompts than the driver
             raise RunError("a Ray actor built another program than the driver; use one targen version")
         self.engine = CallEngine(settings)
-        self._stack.enter_context(dspy.context(disable_history=True, trace=None, adapter=adapter))
+        self._stack.enter_context(dspy.context(**RUN_SETTINGS, adapter=adapter))
         self._stack.enter_context(memoized_dspy_lookups())
         self._stack.enter_context(self.engine.meter.counting(self.program))
         # Calls run on the actor's threads: each in a copy of this context, where the settings hold.

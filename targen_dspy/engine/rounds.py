@@ -20,7 +20,7 @@ from typing import Any
 import dspy
 from tqdm import tqdm
 
-from targen_dspy.backends.hot_paths import memoized_dspy_lookups
+from targen_dspy.backends.hot_paths import RUN_SETTINGS, memoized_dspy_lookups
 from targen_dspy.engine.calls import CallEngine, RunSettings
 from targen_dspy.engine.limits import Unparseable
 from targen_dspy.engine.rundir import RunDirectory
@@ -124,7 +124,7 @@ def run_self_reference(
         disable=not progress,
     )
     with (
-        dspy.context(disable_history=True, trace=None),
+        dspy.context(**RUN_SETTINGS),
         memoized_dspy_lookups(),
         engine.meter.counting(program),
         ThreadPoolExecutor(calls.workers, thread_name_prefix="targen") as pool,

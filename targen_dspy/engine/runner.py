@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import dspy
 from tqdm import tqdm
 
-from targen_dspy.backends.hot_paths import memoized_dspy_lookups
+from targen_dspy.backends.hot_paths import RUN_SETTINGS, memoized_dspy_lookups
 from targen_dspy.engine.calls import CallEngine, RunSettings
 from targen_dspy.engine.dispatch import StageScheduler, dispatch
 from targen_dspy.engine.limits import Unparseable
@@ -93,10 +93,8 @@ def run(
     outputs = _Outputs(run_dir, program.spec.label_field, _group_check(program, run_dir, settings, embed))
     started = time.monotonic()
     stopped: Unparseable | None = None
-    # No per-call history, and no trace (DSPy keeps the last 10,000 predictions, inputs included): both
-    # would grow with the run; the meter keeps counts instead.
     with (
-        dspy.context(disable_history=True, trace=None),
+        dspy.context(**RUN_SETTINGS),
         memoized_dspy_lookups(),
         outputs,
         ExitStack() as stack,

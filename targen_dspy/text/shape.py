@@ -56,8 +56,13 @@ def spec_texts(spec: TaskSpec) -> list[str]:
     return [text for text in texts if text]
 
 
+def _grams(words: list[str]) -> list[tuple[str, ...]]:
+    """The word trigrams of a text, in order (built by zip: this runs for every text the program checks)."""
+    return list(zip(*(words[i:] for i in range(COPY_NGRAM)), strict=False))  # shorter tails end it
+
+
 def _ngrams(words: list[str]) -> set[tuple[str, ...]]:
-    return {tuple(words[i : i + COPY_NGRAM]) for i in range(len(words) - COPY_NGRAM + 1)}
+    return set(_grams(words))
 
 
 class ShapeCheck:
@@ -80,9 +85,13 @@ class ShapeCheck:
         """The text is one of the spec's texts, or most of its word trigrams are (a label meaning with a
         word changed); a short phrase that merely shares words with the spec ("a news beat") is not."""
         key = normalise(text)
+        return self._copies(key, _WORD.findall(key))
+
+    def _copies(self, key: str, words: list[str]) -> bool:
+        """`copies_spec` of a text normalised to `key`, whose words are `words`."""
         if key in self._whole:
             return True
-        grams = _ngrams(_WORD.findall(key))
+        grams = _ngrams(words)
         shared = len(grams & self._ngrams)
         return shared >= COPY_MIN_SHARED and shared >= COPY_SHARE * len(grams)
 
@@ -100,15 +109,17 @@ class ShapeCheck:
             if words < low or (high is not None and words > high):
                 span = f"{low} to {high}" if high is not None else f"at least {low}"
                 problems.append(f"{name} has {words} words, not {span}")
-        if _loops(text):
+        key = normalise(text)  # once per text: every check below compares normalised words
+        words = _WORD.findall(key)
+        if _loops(words):
             problems.append(f"{name} repeats itself: {text[:60]!r}")
         if glued := _GLUED.search(text):
             problems.append(f"{name} joins words without spaces: {glued.group()[:40]!r}")
-        if named := self._field_words.intersection(_WORD.findall(text.casefold())):
+        if named := self._field_words.intersection(words):
             problems.append(f"{name} names the task's field {min(named)!r}")
-        if self.is_label(text):
+        if key in self._labels:
             problems.append(f"{name} is a label name: {text!r}")
-        elif self.copies_spec(text):
+        elif self._copies(key, words):
             problems.append(f"{name} copies the task's own text: {text[:60]!r}")
         return problems
 
@@ -176,10 +187,10 @@ class ShapeCheck:
         ]
 
 
-def _loops(text: str) -> bool:
-    """A text that says the same thing over and over (a small model's loop): many repeated trigrams."""
-    words = _WORD.findall(normalise(text))
-    grams = [tuple(words[i : i + COPY_NGRAM]) for i in range(len(words) - COPY_NGRAM + 1)]
+def _loops(words: list[str]) -> bool:
+    """A text (its normalised `words`) that says the same thing over and over (a small model's loop):
+    many repeated trigrams."""
+    grams = _grams(words)
     return len(grams) >= LOOP_MIN_NGRAMS and len(set(grams)) < LOOP_DISTINCT * len(grams)
 
 

@@ -2,6 +2,7 @@
 TypeAdapter per type, and DSPy's own functions back afterwards."""
 
 import datetime
+import enum
 
 import dspy.adapters.utils
 import dspy.clients.capabilities
@@ -45,9 +46,30 @@ class Opaque:
         return "opaque"
 
 
+class Colour(str, enum.Enum):
+    RED = "red"
+
+
+class Shouting(str):
+    def __str__(self) -> str:
+        return self.upper()
+
+
 @pytest.mark.parametrize(
     "value",
-    ["text", 3, 2.5, True, None, ["a", 1], {"k": [1, {"x": "y"}]}, datetime.date(2026, 1, 2), Opaque()],
+    [
+        "text",
+        "",
+        3,
+        2.5,
+        float("inf"),
+        True,
+        None,
+        ["a", 1],
+        {"k": [1, {"x": "y"}]},
+        datetime.date(2026, 1, 2),
+    ]
+    + [Opaque(), Colour.RED, Shouting("quiet")],  # a str subclass is not a plain string: pydantic's form
 )
 def test_serialize_for_json_is_dspys(value):
     original = dspy.adapters.utils.serialize_for_json
@@ -161,3 +183,79 @@ def test_a_timeout_dspy_refuses_is_refused_every_time(timeout):
     for _ in range(2):
         with pytest.raises(dspys.type, match=str(dspys.value)[:20]):
             hot_paths.memoized_timeouts_for(timeout)
+
+
+@pytest.mark.parametrize("task", ["rte", "copa", "wic", "record"])
+def test_signature_fields_are_dspys_picked_once_per_class(task):
+    from dspy.signatures.signature import SignatureMeta
+
+    from targen_dspy.signatures import load_task, step_signatures
+
+    dspys = SignatureMeta._get_fields_with_type
+    signatures = list(step_signatures(load_task(task)).values())
+    with hot_paths.memoized_dspy_lookups():
+        assert SignatureMeta._get_fields_with_type is hot_paths.fields_with_type
+        for signature in signatures * 2:
+            for kind in ("input", "output"):
+                assert signature._get_fields_with_type(kind) == dspys(signature, kind)
+            assert signature.fields == {**dspys(signature, "input"), **dspys(signature, "output")}
+        assert len(hot_paths._picked) == 2 * len(signatures)
+        # each caller gets a dict of its own: changing one changes no later answer
+        signatures[0].input_fields.clear()
+        assert signatures[0].input_fields == dspys(signatures[0], "input")
+    assert SignatureMeta._get_fields_with_type is dspys and not hot_paths._picked
+
+
+def test_a_signature_with_new_fields_is_read_afresh():
+    class Ask(dspy.Signature):
+        """Answer."""
+
+        question: str = dspy.InputField()
+        answer: str = dspy.OutputField()
+
+    with hot_paths.memoized_dspy_lookups():
+        assert list(Ask.output_fields) == ["answer"]
+        longer = Ask.append("confidence", dspy.OutputField(), type_=float)  # DSPy makes a new class
+        assert list(longer.output_fields) == ["answer", "confidence"]
+        assert list(Ask.output_fields) == ["answer"]
+        # the same class with its fields replaced in place (as pydantic's model_rebuild does)
+        Ask.__pydantic_fields__ = {"question": Ask.__pydantic_fields__["question"]}
+        assert Ask.output_fields == {} and list(Ask.input_fields) == ["question"]
+
+
+def test_the_field_memo_is_bounded(monkeypatch):
+    from targen_dspy.signatures import load_task, step_signatures
+
+    monkeypatch.setattr(hot_paths, "_PICKED", 3)
+    signatures = list(step_signatures(load_task("rte")).values())
+    with hot_paths.memoized_dspy_lookups():
+        for signature in signatures:
+            assert signature.input_fields
+            assert len(hot_paths._picked) <= 3
+
+
+def test_a_run_makes_no_history_no_trace_and_no_input_type_checks():
+    """DSPy's input type check only logs a warning; a run's calls skip it (RUN_SETTINGS)."""
+    import logging
+
+    class Ask(dspy.Signature):
+        """Answer."""
+
+        count: int = dspy.InputField()
+        answer: str = dspy.OutputField()
+
+    lm = dspy.utils.DummyLM([{"answer": "a"}] * 2)
+    warned = []
+    handler = logging.Handler()
+    handler.emit = lambda record: warned.append(record.getMessage())
+    logger = logging.getLogger("dspy.predict.predict")
+    logger.addHandler(handler)
+    try:
+        with dspy.context(lm=lm, adapter=dspy.ChatAdapter()):  # the format DummyLM answers in
+            with dspy.context(**hot_paths.RUN_SETTINGS):
+                dspy.Predict(Ask)(count="not a number")
+                assert not warned and dspy.settings.trace is None and dspy.settings.disable_history
+            dspy.Predict(Ask)(count="not a number")  # outside a run DSPy warns as usual
+    finally:
+        logger.removeHandler(handler)
+    assert len(warned) == 1 and "Type mismatch" in warned[0]

@@ -5,7 +5,12 @@ import dspy
 import pytest
 
 from targen_dspy.backends import adapter_for
-from targen_dspy.backends.json_adapter import SignatureCachedJSONAdapter, _system_message
+from targen_dspy.backends.json_adapter import (
+    SignatureCachedJSONAdapter,
+    _output_requirements,
+    _special_fields,
+    _system_message,
+)
 from targen_dspy.program.correction import correction_demos
 from targen_dspy.signatures import load_task, step_signatures
 
@@ -58,3 +63,41 @@ def test_changed_demos_are_formatted_again_and_callers_cannot_change_the_cache()
     shorter = demos[:1]
     assert adapter.format_demos(signature, shorter) == dspy.JSONAdapter().format_demos(signature, shorter)
     assert adapter.format_demos(signature, []) == []
+
+
+@pytest.mark.parametrize("task", ["rte", "copa", "wic", "record"])
+def test_output_reminder_is_dspys_and_built_once_per_signature(task):
+    adapter = SignatureCachedJSONAdapter()
+    _output_requirements.cache_clear()
+    signatures = list(step_signatures(load_task(task)).values())
+    for signature in signatures * 3:
+        expected = dspy.JSONAdapter().user_message_output_requirements(signature)
+        assert adapter.user_message_output_requirements(signature) == expected
+    assert _output_requirements.cache_info().misses == len(signatures)
+    inputs = {name: f"a {name}" for name in signatures[0].input_fields}
+    assert adapter.format(signatures[0], [], inputs) == dspy.JSONAdapter().format(signatures[0], [], inputs)
+
+
+class WithTools(dspy.Signature):
+    """Answer with the tools."""
+
+    history: dspy.History = dspy.InputField()
+    question: str = dspy.InputField()
+    tools: list[dspy.Tool] = dspy.InputField()
+    answer: str = dspy.OutputField()
+    calls: dspy.ToolCalls = dspy.OutputField()
+
+
+@pytest.mark.parametrize("signature", [WithTools, *step_signatures(load_task("copa")).values()])
+def test_history_and_tool_fields_are_found_as_dspy_finds_them(signature):
+    ours, dspys = SignatureCachedJSONAdapter(), dspy.JSONAdapter()
+    for _ in range(2):  # the second answer comes from memory
+        assert ours._get_history_field_name(signature) == dspys._get_history_field_name(signature)
+        assert ours._get_tool_call_input_field_name(signature) == dspys._get_tool_call_input_field_name(
+            signature
+        )
+        assert ours._get_tool_call_output_field_name(signature) == dspys._get_tool_call_output_field_name(
+            signature
+        )
+    if signature is WithTools:
+        assert _special_fields(signature) == ("history", "tools", "calls")
