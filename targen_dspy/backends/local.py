@@ -232,15 +232,15 @@ class LlamaCppEngine:
             return self._text_tokens[token]
 
         follows: dict[tuple[int, ...], set[int]] = {}  # run - 1 tokens -> the tokens seen after them
-        indexed = [run - 1]  # windows ending before this position are indexed
+        ids: list[int] = []  # the prompt and reply so far; each call adds only the tokens it has not seen
 
         def lower(input_ids, scores):
-            ids = [int(t) for t in input_ids]
-            for end in range(indexed[0], len(ids)):
+            start = len(ids)
+            ids.extend(int(t) for t in input_ids[start:])
+            for end in range(max(start, run - 1), len(ids)):
                 window = ids[end - run + 1 : end + 1]
                 if all(map(is_text, window)):
                     follows.setdefault(tuple(window[:-1]), set()).add(window[-1])
-            indexed[0] = max(indexed[0], len(ids))
             copied = follows.get(tuple(ids[len(ids) - run + 1 :]))
             if copied:
                 scores[np.fromiter(copied, dtype=np.intc)] -= COPY_PENALTY

@@ -110,16 +110,16 @@ class ShapeCheck:
                 span = f"{low} to {high}" if high is not None else f"at least {low}"
                 problems.append(f"{name} has {words} words, not {span}")
         key = normalise(text)  # once per text: every check below compares normalised words
-        words = _WORD.findall(key)
-        if _loops(words):
+        tokens = _WORD.findall(key)
+        if _loops(tokens):
             problems.append(f"{name} repeats itself: {text[:60]!r}")
         if glued := _GLUED.search(text):
             problems.append(f"{name} joins words without spaces: {glued.group()[:40]!r}")
-        if named := self._field_words.intersection(words):
+        if named := self._field_words.intersection(tokens):
             problems.append(f"{name} names the task's field {min(named)!r}")
         if key in self._labels:
             problems.append(f"{name} is a label name: {text!r}")
-        elif self._copies(key, words):
+        elif self._copies(key, tokens):
             problems.append(f"{name} copies the task's own text: {text[:60]!r}")
         return problems
 
