@@ -26,6 +26,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -87,7 +88,14 @@ start-up included) ÷ calls; *peak RSS*: `ru_maxrss` from `wait4`; *max in fligh
 server was answering at once.
 
 {table}
+
+Start-up, every run of each client: the CPU it spent before its first request. One run's figure is a
+single sample, and on this shared virtual machine the same command's varies by up to 0.8 s between runs
+(every DSPy client: importing DSPy alone takes 0.9-1.3 s of it), so compare the medians.
+
+{startup}
 """
+BARE = "bare DSPy loop"
 HEADER = (
     "| n | W | client | wall s | calls | first call at s | CPU before it ms | calls/s (ideal) | vs bare "
     "| CPU ms/call | peak RSS MB | max in flight |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
@@ -291,6 +299,27 @@ def row(name: str, run: dict[str, Any], bare: dict[str, Any] | None, latency: fl
     )
 
 
+def startup(runs: list[dict[str, Any]]) -> str:
+    """Each client's CPU before its first request over all its runs: median, range, and the median's ratio
+    to the bare loop's."""
+    by_client: dict[str, list[float]] = {}
+    for run in runs:
+        if not run["error"]:
+            by_client.setdefault(run["client"], []).append(run["cpu_before"])
+    bare = statistics.median(by_client.get(BARE, [0.0])) or None
+    lines = [
+        "| client | runs | CPU before the first request, median ms | range ms | vs bare |",
+        "|---|---|---|---|---|",
+    ]
+    for name, cpu in by_client.items():
+        ratio = f"{statistics.median(cpu) / bare:.2f}" if bare and name != BARE else "-"
+        lines.append(
+            f"| {name} | {len(cpu)} | {1000 * statistics.median(cpu):.0f} "
+            f"| {1000 * min(cpu):.0f}-{1000 * max(cpu):.0f} | {ratio} |"
+        )
+    return "\n".join(lines)
+
+
 def calls_per_second(run: dict[str, Any]) -> float:
     traffic = run["traffic"]
     return traffic["requests"] / (traffic["last_answer"] - traffic["first_request"])
@@ -320,7 +349,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def clients(no_curator: bool) -> dict[str, Callable[..., list[str]]]:
     found = {
-        "bare DSPy loop": bare_command,
+        BARE: bare_command,
         "bare loop, tuned": functools.partial(bare_command, tuned=True),
         "targen generate": targen_command,
     }
@@ -336,7 +365,7 @@ def compare(found: dict, args: argparse.Namespace) -> tuple[list[str], list[dict
         for workers in args.workers:
             bare = None
             for name, command in found.items():
-                run = measure(command, args.latency, n, workers)
+                run = measure(command, args.latency, n, workers) | {"client": name}
                 lines.append(row(name, run, bare, args.latency))
                 runs.append(run)
                 bare = bare or run
@@ -366,6 +395,7 @@ def main(argv: list[str] | None = None) -> None:
         venv=str(CURATOR_VENV).replace(str(Path.home()), "~"),
         refused=refusals(runs),
         table="\n".join(lines),
+        startup=startup(runs),
     )
     print(f"\n{report}")
     if not args.quick:

@@ -24,6 +24,7 @@ from typing import Any
 import diskcache
 import dspy
 from dspy.clients.cache import Cache
+from dspy.utils.caching import default_cache_dir
 
 SQLITE_CACHE_PAGES = 64  # per connection; a cache lookup reads a handful of pages
 
@@ -60,16 +61,24 @@ def run_cache(directory: str | None = None) -> Iterator[RunCache]:
     DSPy reads its cache from the module attribute `dspy.cache`, so while this lasts it holds for every
     thread of the process: enter it where a command runs (the CLI, a Ray actor), not in library code.
     Inside a run cache already (nested, or a test's), that store is kept."""
-    previous = dspy.cache
+    # Not `dspy.cache`: reading it builds DSPy's default store (16 SQLite shards, a tenth of a second of
+    # a run's start-up) only to be replaced; None when nothing has built or configured one yet.
+    previous = vars(dspy).get("cache")
     if isinstance(previous, RunCache):
         yield previous
         return
-    cache = RunCache(directory or str(Path(previous.disk_cache_dir) / "targen-runs"))
-    dspy.cache = cache
+    root = default_cache_dir() if previous is None else previous.disk_cache_dir
+    cache = RunCache(directory or str(Path(root) / "targen-runs"))
+    with dspy._cache_lock:  # the lock DSPy's lazy build holds
+        dspy.cache = cache
     try:
         yield cache
     finally:
-        dspy.cache = previous
+        with dspy._cache_lock:
+            if previous is None:
+                del dspy.cache  # DSPy builds its default again when it is next read
+            else:
+                dspy.cache = previous
         cache.disk_cache.close()
 
 

@@ -1,5 +1,9 @@
 """The run cache holds for a run only: the CLI's run points DSPy's cache at it and gives the caller's back."""
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import dspy
@@ -18,6 +22,27 @@ def test_run_cache_is_scoped_and_a_nested_run_keeps_its_store():
             assert inner is cache
         assert dspy.cache is cache
     assert dspy.cache is before
+
+
+def test_run_cache_does_not_build_dspys_default_store_it_replaces(tmp_path):
+    """In a fresh process (this one has built DSPy's cache already): only the run store is made on disk,
+    and DSPy's own cache is built as usual once the run is over."""
+    script = """
+import json, os, sys
+import dspy
+from targen_dspy.engine.cache import RunCache, run_cache
+with run_cache() as cache:
+    inside = sorted(os.listdir(sys.argv[1]))
+    same = dspy.cache is cache
+after = dspy.cache
+print(json.dumps({"inside": inside, "same": same, "after": type(after).__name__}))
+"""
+    env = {**os.environ, "DSPY_CACHEDIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"inside": ["targen-runs"], "same": True, "after": "Cache"}
 
 
 def stored_answers(cache) -> int:

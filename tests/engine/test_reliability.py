@@ -22,16 +22,16 @@ def records(run: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.endswith("}")]
 
 
-def start(run: Path, server: FakeOpenAI, model: str) -> subprocess.Popen:
+def start(run: Path, server: FakeOpenAI, model: str, n: int = N, workers: int = WORKERS) -> subprocess.Popen:
     args = [
         "generate",
         "rte",
         "-n",
-        str(N),
+        str(n),
         "-o",
         str(run),
         "--workers",
-        str(WORKERS),
+        str(workers),
         "-q",
         "--model",
         model,
@@ -46,10 +46,10 @@ def start(run: Path, server: FakeOpenAI, model: str) -> subprocess.Popen:
     )
 
 
-def wait_until_held(server: FakeOpenAI, process: subprocess.Popen, timeout: float = 90) -> None:
-    """Until a request of the run waits at the server: the run is certainly in the middle of its work."""
-    deadline = time.monotonic() + timeout
-    while server.held == 0:
+def wait_until_held(server: FakeOpenAI, process: subprocess.Popen, count: int = 1) -> None:
+    """Until `count` requests of the run wait at the server: the run is surely in the middle of its work."""
+    deadline = time.monotonic() + 90
+    while server.held < count:
         assert process.poll() is None, "the run ended before the server held one of its calls"
         assert time.monotonic() < deadline, "the run made no progress"
         time.sleep(0.01)
@@ -84,6 +84,20 @@ def test_faulty_server_still_gives_exactly_n_instances(tmp_path, capsys):
     stats = json.loads((tmp_path / "stats.json").read_text())
     assert served > 0 and stats["this_invocation"]["retries"] > 0
     assert stats["instances"] == N
+
+
+def test_every_worker_has_a_call_in_flight_once_the_seeds_are_in(tmp_path):
+    n, workers = 64, 16
+    with FakeOpenAI() as server:
+        server.hold(after=1 + n // 2 // 4)  # the contexts call and the seeds calls (4 seeds per context)
+        process = start(tmp_path, server, "openai/saturated", n=n, workers=workers)
+        wait_until_held(server, process, count=workers)  # instance calls, all started from seeds
+        server.release()
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode == 0, stderr
+        # one call per worker at the peak, never more
+        assert server.traffic.max_in_flight == workers
+    assert len(records(tmp_path)) == n
 
 
 def test_sigkill_mid_run_then_resume_loses_and_duplicates_nothing(tmp_path):

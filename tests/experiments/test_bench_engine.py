@@ -83,6 +83,16 @@ def test_quick_run_compares_the_bare_loops_and_targen_and_writes_nothing():
         assert 0 < int(cells[11]) <= 8  # never more requests in flight than workers
         assert float(cells[9]) > 0 and int(cells[10]) > 50  # CPU per call, peak RSS MB
     assert "hosts refused: none (2 of 3 runs checked)" in done.stdout
+    startup = {}  # the start-up summary: each client's CPU before its first request, median over its runs
+    for line in done.stdout.split("CPU before the first request, median ms")[1].splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if len(cells) == 5 and cells[0] in rows:
+            startup[cells[0]] = cells
+    assert set(startup) == set(rows)
+    assert startup["bare DSPy loop"][4] == "-" and float(startup["targen generate"][4]) > 0
+    for name, (_, runs, median, spread, _) in startup.items():
+        low, high = map(int, spread.split("-"))
+        assert runs == "1" and low == high == int(median) > 0 and int(median) == int(rows[name][6])
     assert (bench.RESULTS.stat().st_mtime_ns if bench.RESULTS.exists() else None) == written
 
 
