@@ -4,6 +4,8 @@ each making two LLM calls per slot (write, then judge) against the same mock Ope
     python experiments/bench_engine.py               # n 400 4000, workers 16 64, 200 ms per call
     python experiments/bench_engine.py --quick       # smoke run (n 40, 8 workers): writes nothing
     python experiments/bench_engine.py --no-curator  # without the peer (no virtual environment)
+    python experiments/bench_engine.py --n 4000 --workers 16 --targen-also "--seeds-per-context 8" --out F
+                                                     # one setting, and targen with other options too
 
 Clients, each a process of its own started as a user starts it, start-up included:
   bare DSPy loop   experiments/bench_clients/bare_dspy.py: threads, two dspy.Predict calls per slot
@@ -25,6 +27,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -136,11 +139,13 @@ def bare_command(api_base: str, n: int, workers: int, workdir: Path, tuned: bool
     )
 
 
-def targen_command(api_base: str, n: int, workers: int, workdir: Path) -> list[str]:
+def targen_command(
+    api_base: str, n: int, workers: int, workdir: Path, options: tuple[str, ...] = ()
+) -> list[str]:
     targen = shutil.which("targen", path=str(Path(sys.executable).parent)) or shutil.which("targen")
     start = [targen] if targen else [sys.executable, "-m", "targen_dspy.cli"]
     sizes = ["-n", str(n), "--workers", str(workers), "--model", MODEL, "--api-base", api_base]
-    return [*start, "generate", "rte", *sizes, "-q", "-o", str(workdir / "run")]
+    return [*start, "generate", "rte", *sizes, *options, "-q", "-o", str(workdir / "run")]
 
 
 def curator_command(python: Path, api_base: str, n: int, workers: int, workdir: Path) -> list[str]:
@@ -341,18 +346,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, nargs="+", help="requests at once (default 16 64)")
     parser.add_argument("--no-curator", action="store_true", help="leave the peer out")
     parser.add_argument("--quick", action="store_true", help="n 40, 8 workers, results not written")
+    parser.add_argument(
+        "--targen-also",
+        metavar="OPTIONS",
+        help='one more targen client with these generate options, e.g. "--seeds-per-context 8"',
+    )
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS, help="the report (default experiments/results/bench_engine.md)"
+    )
     args = parser.parse_args(argv)
     args.n = args.n or ([40] if args.quick else [400, 4000])
     args.workers = args.workers or ([8] if args.quick else [16, 64])
     return args
 
 
-def clients(no_curator: bool) -> dict[str, Callable[..., list[str]]]:
+def clients(no_curator: bool, targen_also: str | None = None) -> dict[str, Callable[..., list[str]]]:
     found = {
         BARE: bare_command,
         "bare loop, tuned": functools.partial(bare_command, tuned=True),
         "targen generate": targen_command,
     }
+    if targen_also:
+        found[f"targen generate {targen_also}"] = functools.partial(
+            targen_command, options=tuple(shlex.split(targen_also))
+        )
     python = None if no_curator else curator_python()
     return found | ({"curator": functools.partial(curator_command, python)} if python else {})
 
@@ -375,14 +392,14 @@ def compare(found: dict, args: argparse.Namespace) -> tuple[list[str], list[dict
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    found = clients(args.no_curator)
+    found = clients(args.no_curator, args.targen_also)
     before = machine_busy()
     print(f"machine before: {before}", flush=True)
     lines, runs = compare(found, args)
     after = machine_busy()
     curator = _curator_version(CURATOR_VENV / "bin" / "python") if "curator" in found else None
     report = REPORT.format(
-        command=" ".join(["python experiments/bench_engine.py", *(argv or sys.argv[1:])]),
+        command=shlex.join(["python", "experiments/bench_engine.py", *(argv or sys.argv[1:])]),
         date=time.strftime("%Y-%m-%d"),
         cores=os.cpu_count(),
         load=f"before, {before}; after, {after} (1/5/15-minute load; others' CPU over 2 s)",
@@ -399,9 +416,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(f"\n{report}")
     if not args.quick:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(report, encoding="utf-8")
-        print(f"written to {RESULTS}")
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(report, encoding="utf-8")
+        print(f"written to {args.out}")
 
 
 if __name__ == "__main__":

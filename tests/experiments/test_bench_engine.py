@@ -60,9 +60,17 @@ def test_cpu_of_a_running_process_and_none_once_it_has_exited():
 
 
 def test_quick_run_compares_the_bare_loops_and_targen_and_writes_nothing():
+    also = "targen generate --seeds-per-context 8"
     written = bench.RESULTS.stat().st_mtime_ns if bench.RESULTS.exists() else None
     done = subprocess.run(
-        [sys.executable, str(_ROOT / "experiments" / "bench_engine.py"), "--quick", "--no-curator"],
+        [
+            sys.executable,
+            str(_ROOT / "experiments" / "bench_engine.py"),
+            "--quick",
+            "--no-curator",
+            "--targen-also",
+            "--seeds-per-context 8",
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -75,14 +83,15 @@ def test_quick_run_compares_the_bare_loops_and_targen_and_writes_nothing():
         cells = [cell.strip() for cell in line.strip("|").split("|")]
         if len(cells) == 12 and cells[0] == "40":
             rows[cells[2]] = cells
-    assert set(rows) == {"bare DSPy loop", "bare loop, tuned", "targen generate"}, done.stdout
+    assert set(rows) == {"bare DSPy loop", "bare loop, tuned", "targen generate", also}, done.stdout
     bare, tuned, targen = rows["bare DSPy loop"], rows["bare loop, tuned"], rows["targen generate"]
     assert int(bare[4]) == int(tuned[4]) == 80  # two calls a slot
     assert int(targen[4]) >= 80  # and targen's contexts and seeds
+    assert 80 < int(rows[also][4]) < int(targen[4])  # twice the seeds per call: fewer seeds calls
     for cells in rows.values():
         assert 0 < int(cells[11]) <= 8  # never more requests in flight than workers
         assert float(cells[9]) > 0 and int(cells[10]) > 50  # CPU per call, peak RSS MB
-    assert "hosts refused: none (2 of 3 runs checked)" in done.stdout
+    assert "hosts refused: none (2 of 4 runs checked)" in done.stdout
     startup = {}  # the start-up summary: each client's CPU before its first request, median over its runs
     for line in done.stdout.split("CPU before the first request, median ms")[1].splitlines():
         cells = [cell.strip() for cell in line.strip("|").split("|")]
