@@ -323,6 +323,7 @@ def on_disk(run_dir: Path) -> dict[str, Any]:
 
 
 def generate_targen(program: TarGEN, name: str, experiment: Path, args: argparse.Namespace) -> dict[str, Any]:
+    from targen_dspy.engine.limits import parse_attempts
     from targen_dspy.engine.rundir import RunDirectory
     from targen_dspy.engine.runner import RunSettings, run
 
@@ -336,7 +337,12 @@ def generate_targen(program: TarGEN, name: str, experiment: Path, args: argparse
         stats = run(
             program,
             run_dir,
-            RunSettings(n=args.n, seeds_per_context=args.seeds_per_context, workers=args.workers),
+            RunSettings(
+                n=args.n,
+                seeds_per_context=args.seeds_per_context,
+                workers=args.workers,
+                max_attempts=parse_attempts(args.model),  # as `targen generate` asks this model
+            ),
             _models(args),
             progress=not args.quiet,
         )
