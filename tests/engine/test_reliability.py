@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from targen_dspy.backends.fake_openai import FakeOpenAI, FaultPlan
 from targen_dspy.cli import main
 
@@ -121,6 +123,17 @@ def test_sigkill_mid_run_then_resume_loses_and_duplicates_nothing(tmp_path):
     assert ideal <= calls <= ideal + 3 * WORKERS
 
 
+@pytest.fixture
+def interruptible():
+    """Child processes get SIGINT as from a terminal. A shell starts a background job (`pytest &`, nohup)
+    with SIGINT ignored and a child inherits that, so its run would never see the Ctrl-C; a handler here
+    is reset to the default in the child, where Python turns SIGINT into KeyboardInterrupt again."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("interruptible")
 def test_ctrl_c_mid_run_stops_cleanly_and_keeps_finished_instances(tmp_path):
     with FakeOpenAI() as server:
         server.hold(after=20)
