@@ -88,7 +88,8 @@ request; *CPU before it*: the client's user + system CPU until then (`/proc/PID/
 *calls/s*: calls ÷ (last answer − first request), server clock; ideal = W ÷ latency; *vs bare*: calls/s
 ÷ the bare loop's at the same n and W; *CPU ms/call*: the client's whole user + system CPU (`wait4`,
 start-up included) ÷ calls; *peak RSS*: `ru_maxrss` from `wait4`; *max in flight*: most requests the
-server was answering at once.
+server was answering at once (a call counts until the server's thread has written its answer, by
+when the client may have sent its next: W + 1 at most).
 
 {table}
 

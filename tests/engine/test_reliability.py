@@ -94,11 +94,14 @@ def test_every_worker_has_a_call_in_flight_once_the_seeds_are_in(tmp_path):
         server.hold(after=1 + n // 2 // 4)  # the contexts call and the seeds calls (4 seeds per context)
         process = start(tmp_path, server, "openai/saturated", n=n, workers=workers)
         wait_until_held(server, process, count=workers)  # instance calls, all started from seeds
+        time.sleep(0.5)  # room for a call too many (none may come: every worker waits for its answer)
+        held = server.held
         server.release()
         _, stderr = process.communicate(timeout=120)
         assert process.returncode == 0, stderr
-        # one call per worker at the peak, never more
-        assert server.traffic.max_in_flight == workers
+    # (not the server's most in flight: it counts a call until its thread has written the answer, by
+    # when the client may have sent the next one)
+    assert held == workers
     assert len(records(tmp_path)) == n
 
 
