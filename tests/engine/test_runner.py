@@ -195,6 +195,10 @@ def test_a_failed_slot_is_asked_with_new_sampling_seeds_when_the_run_is_resumed(
 class SettingsRecordingEngine(SeedRecordingEngine):
     """Notes the DSPy settings each call is made under (on the run's worker threads)."""
 
+    def __init__(self, answers):
+        super().__init__(answers)
+        self.settings: set[tuple] = set()
+
     def complete(self, request):
         settings = dspy.settings
         self.settings.add((settings.disable_history, settings.trace, settings.warn_on_type_mismatch))
@@ -204,7 +208,6 @@ class SettingsRecordingEngine(SeedRecordingEngine):
 @pytest.mark.parametrize("workers", [1, 4])
 def test_every_call_of_a_run_keeps_no_history_no_trace_and_checks_no_input_types(rte, tmp_path, workers):
     engine = SettingsRecordingEngine(rte_lm().answers)
-    engine.settings = set()
     generate(rte, tmp_path, 4, dspy.LM("local/recording", engine=engine, cache=False), workers=workers)
     assert engine.settings == {(True, None, False)}
     assert dspy.settings.warn_on_type_mismatch and not dspy.settings.disable_history  # as before the run
