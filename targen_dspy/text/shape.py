@@ -95,6 +95,9 @@ class ShapeCheck:
         shared = len(grams & self._ngrams)
         return shared >= COPY_MIN_SHARED and shared >= COPY_SHARE * len(grams)
 
+    def is_label(self, text: str) -> bool:
+        return normalise(text) in self._labels
+
     def text_problems(self, name: str, text: Any, bounds: tuple[int, int | None] | None) -> list[str]:
         """What is wrong with one text called `name` (empty when it is task-shaped)."""
         if not isinstance(text, str) or not text.strip():
